@@ -1,0 +1,76 @@
+"""The archive: wires configuration, database, storage and the DICOM listener."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.config import Config
+from core.db import migrate
+from core.db.engine import Database
+from core.events import EventBus
+from core.net import dimse
+from core.net.echo_scp import handle_echo
+from core.net.server import DicomServer, StartupError
+from core.net.store_scp import handle_store
+from core.services.context import ServiceContext
+from core.services.recovery import recover
+from core.storage.filesystem import FileStorage, StorageError
+
+log = logging.getLogger(__name__)
+
+HANDLERS = {
+    dimse.C_ECHO_RQ: handle_echo,
+    dimse.C_STORE_RQ: handle_store,
+}
+
+
+class Archive:
+    """One archive device. `start()` binds the ports first (so a port in use fails before
+    anything else happens), then opens storage and database, then serves."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.events = EventBus()
+        self.services: ServiceContext | None = None
+        self.server: DicomServer | None = None
+
+    def open(self) -> ServiceContext:
+        """Open storage and database (creating or upgrading the schema)."""
+        storage = FileStorage(self.config.storage.id, self.config.storage.path)
+        try:
+            storage.open()
+        except StorageError as exc:
+            raise StartupError(str(exc)) from None
+        db = Database(self.config.database.url)
+        try:
+            migrate.upgrade(db.engine)
+        except SQLAlchemyError as exc:
+            db.dispose()
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise StartupError(f"database {self.config.database.url}: {reason}") from None
+        self.services = ServiceContext(self.config, db, storage, self.events)
+        recover(self.services)
+        return self.services
+
+    def start(self, listen: bool = True) -> None:
+        """Bind, open, serve."""
+        if listen:
+            self.server = DicomServer(self.config, HANDLERS)
+            self.server.bind()
+        try:
+            services = self.open()
+        except StartupError:
+            if self.server:
+                self.server.close()
+            raise
+        if self.server:
+            self.server.start(services)
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Stop serving: finish in-flight operations, release associations, close."""
+        if self.server:
+            self.server.stop(grace)
+        if self.services:
+            self.services.db.dispose()

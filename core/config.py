@@ -1,0 +1,227 @@
+"""Load and validate config.toml (see config.toml.example for every setting).
+
+Every problem becomes a ConfigError whose message is one line naming the file, the key
+and the value, so that the command line can print it and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_PORT = 11112
+DEFAULT_DATA_DIR = "pacs-data"
+
+
+class ConfigError(Exception):
+    """A configuration problem, described in one line."""
+
+
+class View(StrEnum):
+    """Query/retrieve views of dcm4chee: which instances (rejected or not) an AE shows."""
+
+    REGULAR = "regular"
+    AS_RECEIVED = "as_received"
+    IOCM_QUALITY = "iocm_quality"
+    IOCM_PAT_SAFETY = "iocm_pat_safety"
+    IOCM_WRONG_MWL = "iocm_wrong_mwl"
+    IOCM_EXPIRED = "iocm_expired"
+
+
+class Service(StrEnum):
+    """DIMSE services an archive AE can offer (Verification is always offered)."""
+
+    STORAGE = "storage"
+    QUERY = "query"
+    RETRIEVE = "retrieve"
+
+
+def _check_ae_title(value: str) -> str:
+    # PS3.5 AE VR: at most 16 characters, no backslash or control characters, not blank.
+    if not value.strip():
+        raise ValueError("AE title must not be empty")
+    if len(value) > 16:
+        raise ValueError("AE title longer than 16 characters")
+    if "\\" in value or any(ord(c) < 0x20 or ord(c) > 0x7E for c in value):
+        raise ValueError("AE title has a backslash or a non-printable character")
+    return value.strip()
+
+
+AETitle = Annotated[str, AfterValidator(_check_ae_title)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceConfig(_Section):
+    name: str = "pacs-console"
+
+
+class DatabaseConfig(_Section):
+    url: str = f"sqlite:///{DEFAULT_DATA_DIR}/archive.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql")):
+            raise ValueError("database url must start with sqlite:// or postgresql+psycopg://")
+        return value
+
+
+class StorageConfig(_Section):
+    id: str = Field(default="fs1", min_length=1, max_length=64)
+    path: str = f"{DEFAULT_DATA_DIR}/fs1"
+
+
+class NetworkConfig(_Section):
+    max_associations: int = Field(default=50, ge=1, le=10000)
+    max_pdu_length: int = Field(default=1048576, ge=4096, le=67108864)
+    acse_timeout: float = Field(default=30.0, gt=0)
+    dimse_timeout: float = Field(default=60.0, gt=0)
+    idle_timeout: float = Field(default=300.0, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0)
+
+
+class LogConfig(_Section):
+    level: str = "INFO"
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("log level must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+
+class AEConfig(_Section):
+    title: AETitle
+    host: str = "0.0.0.0"
+    port: Port = DEFAULT_PORT
+    view: View = View.REGULAR
+    services: tuple[Service, ...] = (Service.STORAGE, Service.QUERY, Service.RETRIEVE)
+
+
+class RemoteAEConfig(_Section):
+    title: AETitle
+    host: str
+    port: Port
+
+
+def _default_aes() -> tuple[AEConfig, ...]:
+    return (AEConfig(title="DCM4CHEE"),)
+
+
+class Config(_Section):
+    """The whole configuration; relative paths are already resolved."""
+
+    device: DeviceConfig = DeviceConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    storage: StorageConfig = StorageConfig()
+    network: NetworkConfig = NetworkConfig()
+    log: LogConfig = LogConfig()
+    ae: tuple[AEConfig, ...] = Field(default_factory=_default_aes, min_length=1)
+    remote_ae: tuple[RemoteAEConfig, ...] = ()
+    source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_titles(self) -> Config:
+        for section, items in (("ae", self.ae), ("remote_ae", self.remote_ae)):
+            seen: set[str] = set()
+            for i, item in enumerate(items):
+                if item.title in seen:
+                    raise ValueError(f"{section}[{i}].title: duplicate AE title {item.title!r}")
+                seen.add(item.title)
+        return self
+
+    def archive_ae(self, title: str) -> AEConfig | None:
+        """The archive AE with this title, if the device serves it."""
+        return next((ae for ae in self.ae if ae.title == title), None)
+
+    def remote(self, title: str) -> RemoteAEConfig | None:
+        """The configured remote AE with this title, if any."""
+        return next((r for r in self.remote_ae if r.title == title), None)
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make relative storage and SQLite paths relative to `base` (the config file's folder)."""
+    storage = dict(raw.get("storage") or {})
+    path = Path(storage.get("path", StorageConfig().path))
+    storage["path"] = str(path if path.is_absolute() else (base / path))
+    raw["storage"] = storage
+    database = dict(raw.get("database") or {})
+    url = str(database.get("url", DatabaseConfig().url))
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+        rel = url[len(prefix) :]
+        if rel and rel != ":memory:":
+            url = prefix + str(base / rel)
+    database["url"] = url
+    raw["database"] = database
+    return raw
+
+
+def _one_line(error: ValidationError, source: str) -> str:
+    errors = error.errors()
+    # A failed item also fails its list's length check: count only the innermost problems.
+    errors = [
+        e
+        for e in errors
+        if not any(o is not e and o["loc"][: len(e["loc"])] == e["loc"] for o in errors)
+    ]
+    first = errors[0]
+    loc = first["loc"]
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    more = len(errors) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    if first["type"] == "extra_forbidden":
+        return f"{source}: {key}: unknown key{tail}"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "missing":
+        return f"{source}: {key}: required key is missing{tail}"
+    if msg.startswith(("ae[", "remote_ae[")):
+        return f"{source}: {msg}{tail}"
+    return f"{source}: {key}: {msg} (value {first.get('input')!r}){tail}"
+
+
+def parse(text: str, source: str = "config.toml", base: Path | None = None) -> Config:
+    """Validate TOML text; relative paths are resolved against `base` (default: cwd)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    raw = _resolve_paths(raw, base or Path.cwd())
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, source)) from None
+
+
+def load(path: str | Path | None) -> Config:
+    """Load the config file at `path`, or the embedded defaults when `path` is None."""
+    if path is None:
+        return parse("", source="(embedded defaults)")
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: cannot read the config file: not UTF-8 text") from None
+    config = parse(text, source=str(file), base=file.resolve().parent)
+    return config.model_copy(update={"source": file})

@@ -1,0 +1,150 @@
+"""The index: patient, study, series, instance and the file locations of instances.
+
+Each level keeps the columns that queries match on, plus `attrs`: the level's attributes
+(dcm4chee's attribute filter) as DICOM JSON, from which query responses are built.
+Values are stored as received (DA as YYYYMMDD, TM as HHMMSS.FFFFFF); `*_upper` columns
+hold upper-cased person names for dcm4chee's case-insensitive PN matching.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets 64-bit keys.
+BigPK = BigInteger().with_variant(Integer, "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+UID = String(64)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Patient(Base):
+    __tablename__ = "patient"
+
+    pk: Mapped[int] = mapped_column(BigPK, primary_key=True)
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    issuer: Mapped[str | None] = mapped_column(String(64))
+    patient_name: Mapped[str | None] = mapped_column(String)
+    patient_name_upper: Mapped[str | None] = mapped_column(String, index=True)
+    birth_date: Mapped[str | None] = mapped_column(String(8))
+    sex: Mapped[str | None] = mapped_column(String(16))
+    attrs: Mapped[str] = mapped_column(Text, default="{}")
+    created: Mapped[datetime] = mapped_column(DateTime)
+    updated: Mapped[datetime] = mapped_column(DateTime)
+
+    studies: Mapped[list[Study]] = relationship(back_populates="patient")
+
+    __table_args__ = (Index("ix_patient_patient_id_issuer", "patient_id", "issuer"),)
+
+
+class Study(Base):
+    __tablename__ = "study"
+
+    pk: Mapped[int] = mapped_column(BigPK, primary_key=True)
+    patient_fk: Mapped[int] = mapped_column(ForeignKey("patient.pk"), index=True)
+    study_iuid: Mapped[str] = mapped_column(UID, unique=True)
+    study_date: Mapped[str | None] = mapped_column(String(8), index=True)
+    study_time: Mapped[str | None] = mapped_column(String(16))
+    accession_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    study_id: Mapped[str | None] = mapped_column(String(64))
+    study_description: Mapped[str | None] = mapped_column(String)
+    referring_physician: Mapped[str | None] = mapped_column(String)
+    referring_physician_upper: Mapped[str | None] = mapped_column(String)
+    attrs: Mapped[str] = mapped_column(Text, default="{}")
+    created: Mapped[datetime] = mapped_column(DateTime, index=True)
+    updated: Mapped[datetime] = mapped_column(DateTime)
+
+    patient: Mapped[Patient] = relationship(back_populates="studies")
+    series: Mapped[list[Series]] = relationship(back_populates="study")
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    pk: Mapped[int] = mapped_column(BigPK, primary_key=True)
+    study_fk: Mapped[int] = mapped_column(ForeignKey("study.pk"), index=True)
+    series_iuid: Mapped[str] = mapped_column(UID, unique=True)
+    modality: Mapped[str | None] = mapped_column(String(16), index=True)
+    series_number: Mapped[int | None] = mapped_column(Integer)
+    series_description: Mapped[str | None] = mapped_column(String)
+    body_part: Mapped[str | None] = mapped_column(String(64))
+    institution: Mapped[str | None] = mapped_column(String)
+    station_name: Mapped[str | None] = mapped_column(String)
+    source_aet: Mapped[str | None] = mapped_column(String(16))
+    attrs: Mapped[str] = mapped_column(Text, default="{}")
+    created: Mapped[datetime] = mapped_column(DateTime)
+    updated: Mapped[datetime] = mapped_column(DateTime)
+
+    study: Mapped[Study] = relationship(back_populates="series")
+    instances: Mapped[list[Instance]] = relationship(back_populates="series")
+
+
+class Instance(Base):
+    """One SOP instance. `rejection_code` ("113001^DCM" ...) is set when IOCM rejects it;
+    query/retrieve views filter on it (core.db.views)."""
+
+    __tablename__ = "instance"
+
+    pk: Mapped[int] = mapped_column(BigPK, primary_key=True)
+    series_fk: Mapped[int] = mapped_column(ForeignKey("series.pk"), index=True)
+    sop_iuid: Mapped[str] = mapped_column(UID, unique=True)
+    sop_cuid: Mapped[str] = mapped_column(UID, index=True)
+    instance_number: Mapped[int | None] = mapped_column(Integer)
+    content_date: Mapped[str | None] = mapped_column(String(8))
+    content_time: Mapped[str | None] = mapped_column(String(16))
+    rejection_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    source_aet: Mapped[str | None] = mapped_column(String(16))
+    attrs: Mapped[str] = mapped_column(Text, default="{}")
+    created: Mapped[datetime] = mapped_column(DateTime)
+    updated: Mapped[datetime] = mapped_column(DateTime)
+
+    series: Mapped[Series] = relationship(back_populates="instances")
+    locations: Mapped[list[Location]] = relationship(back_populates="instance")
+
+
+class LocationStatus:
+    OK = "OK"
+    # Replaced or deleted: its file is removed after the commit, then the row.
+    TO_DELETE = "TO_DELETE"
+
+
+class Location(Base):
+    """Where an instance's file lives: storage, relative path, size, MD5 of the file,
+    and the transfer syntax it was stored in (as received)."""
+
+    __tablename__ = "location"
+
+    pk: Mapped[int] = mapped_column(BigPK, primary_key=True)
+    instance_fk: Mapped[int | None] = mapped_column(ForeignKey("instance.pk"), index=True)
+    storage_id: Mapped[str] = mapped_column(String(64))
+    storage_path: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(32))
+    transfer_syntax_uid: Mapped[str] = mapped_column(UID)
+    status: Mapped[str] = mapped_column(String(16), default=LocationStatus.OK, index=True)
+    created: Mapped[datetime] = mapped_column(DateTime)
+
+    instance: Mapped[Instance | None] = relationship(back_populates="locations")
+
+    __table_args__ = (Index("ix_location_storage_id_storage_path", "storage_id", "storage_path"),)

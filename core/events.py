@@ -1,0 +1,94 @@
+"""In-process notifications: association opened/closed, instance stored.
+
+Subscribers are called in the publisher's thread (a network thread): they must be quick
+and must not touch UI objects directly (the console posts to its loop with
+`call_from_thread`). A failing subscriber is logged and never breaks the publisher.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AssociationInfo:
+    """An association as monitoring shows it; `operations` counts DIMSE requests by name,
+    `failures` those answered with a failure status."""
+
+    id: int
+    local_ae: str
+    remote_ae: str
+    peer_host: str
+    peer_port: int
+    opened: datetime
+    direction: str = "in"
+    operations: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def count(self, operation: str, failed: bool = False) -> None:
+        self.operations[operation] = self.operations.get(operation, 0) + 1
+        if failed:
+            self.failures[operation] = self.failures.get(operation, 0) + 1
+
+    def summary(self) -> str:
+        """Operations and counts, e.g. 'C-STORE 100 (2 failed), C-FIND 1'."""
+        if not self.operations:
+            return "no operations"
+        parts = []
+        for name, n in self.operations.items():
+            failed = self.failures.get(name, 0)
+            parts.append(f"{name} {n}" + (f" ({failed} failed)" if failed else ""))
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class AssociationOpened:
+    info: AssociationInfo
+
+
+@dataclass(frozen=True)
+class AssociationClosed:
+    info: AssociationInfo
+    outcome: str
+
+
+@dataclass(frozen=True)
+class InstanceStored:
+    study_iuid: str
+    series_iuid: str
+    sop_iuid: str
+    size: int
+    source_aet: str
+    outcome: str
+
+
+Event = AssociationOpened | AssociationClosed | InstanceStored
+
+
+class EventBus:
+    """Publish/subscribe within one process."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, callback: Callable[[Event], None]) -> None:
+        with self._lock:
+            self._subscribers = [*self._subscribers, callback]
+
+    def unsubscribe(self, callback: Callable[[Event], None]) -> None:
+        with self._lock:
+            self._subscribers = [s for s in self._subscribers if s is not callback]
+
+    def publish(self, event: Event) -> None:
+        for callback in self._subscribers:
+            try:
+                callback(event)
+            except Exception:
+                log.exception("event subscriber failed on %s", type(event).__name__)

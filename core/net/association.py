@@ -1,0 +1,295 @@
+"""An established DICOM association over a blocking socket: DIMSE messages in and out.
+
+Used for both roles: accepted associations (core.net.server) and requested ones
+(core.net.scu). Reads use recv_into on whole PDUs, and data set fragments are handed to a
+sink as they arrive, so a C-STORE can go straight to disk without being assembled in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from core.net import dimse, pdu
+
+# Whatever we advertise, never buffer a PDU larger than this from a misbehaving peer.
+HARD_PDU_LIMIT = 64 * 1024 * 1024
+# Used for sending when the peer advertises "no limit" (0).
+UNLIMITED_SEND = 1024 * 1024
+_PDV = struct.Struct(">LBB")
+
+
+class AssociationClosed(Exception):
+    """The association ended: released, aborted or the connection dropped."""
+
+
+class PeerReleased(AssociationClosed):
+    """The peer sent an A-RELEASE-RQ."""
+
+
+class PeerAborted(AssociationClosed):
+    """The peer sent an A-ABORT."""
+
+
+class ConnectionLost(AssociationClosed):
+    """The connection closed or timed out, or the peer broke the protocol (we aborted)."""
+
+
+@dataclass
+class AcceptedContext:
+    """An accepted presentation context: the abstract syntax, transfer syntax and roles."""
+
+    id: int
+    abstract_syntax: str
+    transfer_syntax: str
+    # Roles of the association requestor for this SOP class (SCP role matters for C-GET).
+    requestor_scu: bool = True
+    requestor_scp: bool = False
+
+
+def _nodelay(sock: socket.socket) -> None:
+    # Without it each DIMSE exchange waits for delayed ACKs (tens of ms).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@dataclass
+class Association:
+    """One association. `local_ae`/`remote_ae` are AE titles; contexts are by id."""
+
+    sock: socket.socket
+    local_ae: str
+    remote_ae: str
+    peer: tuple[str, int]
+    contexts: dict[int, AcceptedContext]
+    peer_max_pdu: int
+    max_pdu: int
+    dimse_timeout: float
+    extended: dict[str, bytes] = field(default_factory=dict)
+    _pdvs: deque[tuple[int, int, memoryview]] = field(default_factory=deque)
+    _next_id: int = 0
+    closed: bool = False
+
+    def __post_init__(self) -> None:
+        _nodelay(self.sock)
+        self._header = bytearray(6)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _recv_into(self, view: memoryview) -> None:
+        while view:
+            try:
+                n = self.sock.recv_into(view)
+            except TimeoutError:
+                self.abort()
+                raise ConnectionLost("timed out waiting for the peer") from None
+            except OSError as exc:
+                self._close()
+                raise ConnectionLost(f"connection error: {exc.strerror or exc}") from None
+            if n == 0:
+                self._close()
+                raise ConnectionLost("connection closed by the peer")
+            view = view[n:]
+
+    def read_pdu(self, timeout: float | None = None) -> tuple[int, memoryview]:
+        """Read one whole PDU: (type, body)."""
+        self.sock.settimeout(timeout if timeout is not None else self.dimse_timeout)
+        self._recv_into(memoryview(self._header))
+        pdu_type, length = pdu.parse_header(self._header)
+        if length > max(HARD_PDU_LIMIT, self.max_pdu + 6):
+            self.abort(pdu.ABORT_INVALID_PDU_PARAMETER)
+            raise ConnectionLost(f"PDU of {length} bytes exceeds the limit")
+        body = bytearray(length)
+        self._recv_into(memoryview(body))
+        return pdu_type, memoryview(body)
+
+    def _fill(self) -> None:
+        pdu_type, body = self.read_pdu()
+        if pdu_type == pdu.P_DATA_TF:
+            offset = 0
+            while offset < len(body):
+                if offset + 6 > len(body):
+                    self.abort(pdu.ABORT_INVALID_PDU_PARAMETER)
+                    raise ConnectionLost("truncated presentation data value")
+                length, ctx_id, control = _PDV.unpack_from(body, offset)
+                end = offset + 4 + length
+                if length < 2 or end > len(body):
+                    self.abort(pdu.ABORT_INVALID_PDU_PARAMETER)
+                    raise ConnectionLost("presentation data value longer than its PDU")
+                self._pdvs.append((ctx_id, control, body[offset + 6 : end]))
+                offset = end
+        elif pdu_type == pdu.A_RELEASE_RQ:
+            raise PeerReleased("released by the peer")
+        elif pdu_type == pdu.A_ABORT:
+            self._close()
+            raise PeerAborted("aborted by the peer")
+        else:
+            self.abort(pdu.ABORT_UNEXPECTED_PDU)
+            raise ConnectionLost(f"unexpected PDU type 0x{pdu_type:02X}")
+
+    def _next_pdv(self) -> tuple[int, int, memoryview]:
+        while not self._pdvs:
+            self._fill()
+        return self._pdvs.popleft()
+
+    def wait_readable(self, timeout: float) -> bool:
+        """True when a message (or anything) has arrived, within `timeout` seconds."""
+        if self._pdvs:
+            return True
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        return bool(ready)
+
+    def receive_command(self) -> tuple[int, dimse.Command]:
+        """Read the next command set: (presentation context id, command)."""
+        raw = bytearray()
+        while True:
+            ctx_id, control, data = self._next_pdv()
+            if not control & 0x01:
+                self.abort(pdu.ABORT_UNEXPECTED_PDU)
+                raise ConnectionLost("data set fragment where a command was expected")
+            raw += data
+            if control & 0x02:
+                break
+        if ctx_id not in self.contexts:
+            self.abort(pdu.ABORT_INVALID_PDU_PARAMETER)
+            raise ConnectionLost(f"command on presentation context {ctx_id}, not accepted")
+        try:
+            return ctx_id, dimse.decode(raw)
+        except dimse.DIMSEError as exc:
+            self.abort(pdu.ABORT_INVALID_PDU_PARAMETER)
+            raise ConnectionLost(f"undecodable command set: {exc}") from None
+
+    def receive_data(self, sink: Callable[[memoryview], object]) -> int:
+        """Pass each fragment of the following data set to `sink`; returns its length."""
+        total = 0
+        while True:
+            _, control, data = self._next_pdv()
+            if control & 0x01:
+                self.abort(pdu.ABORT_UNEXPECTED_PDU)
+                raise ConnectionLost("command fragment inside a data set")
+            sink(data)
+            total += len(data)
+            if control & 0x02:
+                return total
+
+    def receive_dataset(self) -> bytes:
+        """The following data set, assembled in memory (identifiers, small objects)."""
+        buf = bytearray()
+        self.receive_data(buf.extend)
+        return bytes(buf)
+
+    def poll_command(self) -> tuple[int, dimse.Command] | None:
+        """A command that has already arrived (e.g. C-CANCEL), without waiting."""
+        if not self.wait_readable(0):
+            return None
+        return self.receive_command()
+
+    # -- writing ---------------------------------------------------------------------
+
+    def _send_all(self, parts: list[bytes | memoryview]) -> None:
+        total = sum(len(p) for p in parts)
+        try:
+            self.sock.settimeout(self.dimse_timeout)
+            sent = self.sock.sendmsg(parts)
+            if sent < total:
+                self.sock.sendall(b"".join(bytes(p) for p in parts)[sent:])
+        except OSError as exc:
+            self._close()
+            raise ConnectionLost(f"cannot send: {exc.strerror or exc}") from None
+
+    def _fragment_size(self) -> int:
+        limit = self.peer_max_pdu or UNLIMITED_SEND
+        return max(limit - 6, 1)
+
+    def send_command(self, ctx_id: int, command: bytes) -> None:
+        """Send a command set (one fragment: command sets are small)."""
+        hdr = pdu.pdv_header(len(command), ctx_id, 0x03)
+        self._send_all([pdu.header(pdu.P_DATA_TF, len(hdr) + len(command)), hdr, command])
+
+    def send_data(self, ctx_id: int, data: bytes | memoryview) -> None:
+        """Send a data set held in memory, fragmented to the peer's maximum PDU length."""
+        view = memoryview(data)
+        size = self._fragment_size()
+        while True:
+            chunk = view[:size]
+            view = view[size:]
+            control = 0x00 if view else 0x02
+            hdr = pdu.pdv_header(len(chunk), ctx_id, control)
+            self._send_all([pdu.header(pdu.P_DATA_TF, len(hdr) + len(chunk)), hdr, chunk])
+            if not view:
+                return
+
+    def send_data_from(self, ctx_id: int, read: Callable[[int], bytes], length: int) -> None:
+        """Send a data set of `length` bytes read in pieces from `read` (a file)."""
+        size = self._fragment_size()
+        remaining = length
+        while True:
+            chunk = read(min(size, remaining))
+            if len(chunk) != min(size, remaining):
+                self.abort()
+                raise ConnectionLost("file shorter than expected while sending")
+            remaining -= len(chunk)
+            control = 0x00 if remaining else 0x02
+            hdr = pdu.pdv_header(len(chunk), ctx_id, control)
+            self._send_all([pdu.header(pdu.P_DATA_TF, len(hdr) + len(chunk)), hdr, chunk])
+            if not remaining:
+                return
+
+    def next_message_id(self) -> int:
+        """A message ID for a request we send on this association."""
+        self._next_id = self._next_id % 0xFFFF + 1
+        return self._next_id
+
+    # -- ending ----------------------------------------------------------------------
+
+    def answer_release(self) -> None:
+        """Reply to the peer's A-RELEASE-RQ and close."""
+        with contextlib.suppress(ConnectionLost):
+            self._send_all([pdu.encode_release(pdu.A_RELEASE_RP)])
+        self._close()
+
+    def release(self, timeout: float = 10.0) -> None:
+        """Ask the peer to release and wait for its A-RELEASE-RP (abort if it does not come)."""
+        if self.closed:
+            return
+        try:
+            self._send_all([pdu.encode_release(pdu.A_RELEASE_RQ)])
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                pdu_type, _ = self.read_pdu(timeout=max(deadline - time.monotonic(), 0.01))
+                if pdu_type == pdu.A_RELEASE_RP:
+                    break
+                if pdu_type == pdu.A_RELEASE_RQ:
+                    # Release collision: answer it (PS3.8 §7.2.2).
+                    self._send_all([pdu.encode_release(pdu.A_RELEASE_RP)])
+                    break
+                if pdu_type == pdu.A_ABORT:
+                    break
+        except AssociationClosed:
+            pass
+        self._close()
+
+    def abort(self, reason: int = pdu.ABORT_REASON_NOT_SPECIFIED) -> None:
+        """Send an A-ABORT (as service provider when `reason` says why) and close."""
+        if self.closed:
+            return
+        source = pdu.ABORT_SOURCE_PROVIDER if reason else pdu.ABORT_SOURCE_USER
+        try:
+            self.sock.settimeout(2.0)
+            self.sock.sendall(pdu.encode_abort(source, reason))
+        except OSError:
+            pass
+        self._close()
+
+    def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()

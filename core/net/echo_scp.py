@@ -1,0 +1,14 @@
+"""Verification SCP (C-ECHO), offered by every archive AE."""
+
+from __future__ import annotations
+
+from core.net import dimse
+from core.net.server import Request
+
+
+def handle_echo(request: Request) -> int:
+    """Answer a C-ECHO-RQ with Success."""
+    request.assoc.send_command(
+        request.ctx.id, dimse.response(request.command, dimse.C_ECHO_RSP, 0x0000)
+    )
+    return 0x0000

@@ -1,0 +1,383 @@
+"""The DICOM listener: accepts associations for the archive AEs and dispatches DIMSE requests.
+
+One listening socket per distinct host:port (several AEs may share a port, as in dcm4chee;
+the called AE title selects the AE) and one thread per association.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.config import AEConfig, Config, NetworkConfig
+from core.events import AssociationClosed, AssociationInfo, AssociationOpened, EventBus
+from core.net import contexts, dimse, pdu
+from core.net.association import (
+    AcceptedContext,
+    Association,
+    ConnectionLost,
+    PeerAborted,
+    PeerReleased,
+)
+from core.net.association import (
+    AssociationClosed as Closed,
+)
+from core.services.context import ServiceContext
+
+log = logging.getLogger("pacs.assoc")
+
+STATUS_PROCESSING_FAILURE = 0x0110
+STATUS_UNRECOGNIZED_OPERATION = 0x0211
+
+
+class StartupError(Exception):
+    """The server cannot start (e.g. a port is in use); the message is one line."""
+
+
+@dataclass
+class Request:
+    """A DIMSE request as handlers see it."""
+
+    assoc: Association
+    ae: AEConfig
+    ctx: AcceptedContext
+    command: dimse.Command
+    services: ServiceContext
+    info: AssociationInfo
+
+    @property
+    def relational(self) -> bool:
+        """Relational queries/retrieval were negotiated for this context's SOP class."""
+        return self.assoc.extended.get(self.ctx.abstract_syntax, b"")[:1] == b"\x01"
+
+
+# A handler sends its responses and returns its final status.
+Handler = Callable[[Request], int]
+
+
+def _is_failure(status: int) -> bool:
+    return status not in (0x0000, 0xFE00) and (status & 0xF000) not in (0xB000, 0xF000)
+
+
+class DicomServer:
+    """Listens for the configured archive AEs and serves their associations."""
+
+    def __init__(self, config: Config, handlers: dict[int, Handler]) -> None:
+        self.config = config
+        self.handlers = handlers
+        self.services: ServiceContext | None = None
+        self._listeners: list[tuple[socket.socket, list[AEConfig]]] = []
+        self._threads: list[threading.Thread] = []
+        self._sessions: dict[int, _Session] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._stopping = threading.Event()
+
+    @property
+    def network(self) -> NetworkConfig:
+        return self.config.network
+
+    def bind(self) -> None:
+        """Open the listening sockets; a port in use raises StartupError."""
+        by_address: dict[tuple[str, int], list[AEConfig]] = {}
+        for ae in self.config.ae:
+            by_address.setdefault((ae.host, ae.port), []).append(ae)
+        for (host, port), aes in by_address.items():
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+                sock.listen(128)
+            except OSError as exc:
+                sock.close()
+                self.close()
+                titles = ", ".join(ae.title for ae in aes)
+                raise StartupError(
+                    f"cannot listen on {host}:{port} for {titles}: {exc.strerror or exc}"
+                ) from None
+            sock.settimeout(0.5)
+            self._listeners.append((sock, aes))
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The bound (host, port) pairs, with the real port when 0 was configured."""
+        return [sock.getsockname()[:2] for sock, _ in self._listeners]
+
+    def start(self, services: ServiceContext) -> None:
+        """Accept associations in background threads, served with `services`."""
+        self.services = services
+        for sock, aes in self._listeners:
+            t = threading.Thread(
+                target=self._accept_loop, args=(sock, aes), name=f"listen-{sock.getsockname()[1]}"
+            )
+            t.start()
+            self._threads.append(t)
+
+    def _accept_loop(self, sock: socket.socket, aes: list[AEConfig]) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, addr = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                log.exception("accept failed")
+                time.sleep(0.1)
+                continue
+            session = _Session(self, conn, addr, aes, next(self._ids))
+            t = threading.Thread(target=session.run, name=f"assoc-{session.id}", daemon=True)
+            with self._lock:
+                self._sessions[session.id] = session
+            t.start()
+
+    @property
+    def events(self) -> EventBus:
+        assert self.services is not None
+        return self.services.events
+
+    def active(self) -> list[AssociationInfo]:
+        """Open associations."""
+        with self._lock:
+            return [s.info for s in self._sessions.values() if s.info is not None]
+
+    def _count_established(self) -> int:
+        with self._lock:
+            return sum(1 for s in self._sessions.values() if s.info is not None)
+
+    def _finished(self, session: _Session) -> None:
+        with self._lock:
+            self._sessions.pop(session.id, None)
+
+    def close(self) -> None:
+        for sock, _ in self._listeners:
+            sock.close()
+        self._listeners = []
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Stop accepting; let each association finish its current operation and release
+        it; abort what is still open after `grace` seconds."""
+        self._stopping.set()
+        for t in self._threads:
+            t.join()
+        self.close()
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._sessions:
+                    return
+            time.sleep(0.05)
+        with self._lock:
+            remaining = list(self._sessions.values())
+        for session in remaining:
+            session.assoc and session.assoc.abort()
+
+
+class _Session:
+    """One accepted connection: negotiation, then the DIMSE loop."""
+
+    def __init__(
+        self, server: DicomServer, conn: socket.socket, addr: tuple, aes: list[AEConfig], n: int
+    ) -> None:
+        self.server = server
+        self.conn = conn
+        self.addr = (addr[0], addr[1])
+        self.aes = aes
+        self.id = n
+        self.info: AssociationInfo | None = None
+        self.assoc: Association | None = None
+
+    def run(self) -> None:
+        outcome = "closed"
+        try:
+            if not self._negotiate():
+                return
+            outcome = self._serve()
+        except Exception:
+            log.exception("association %d with %s failed", self.id, self.addr[0])
+            outcome = "aborted after an internal error"
+            if self.assoc:
+                self.assoc.abort()
+        finally:
+            if self.assoc is None:
+                self.conn.close()
+            self.server._finished(self)
+            if self.info is not None:
+                seconds = (datetime.now() - self.info.opened).total_seconds()
+                log.info(
+                    "%s@%s:%d -> %s: %s; %s after %.1fs",
+                    self.info.remote_ae,
+                    self.addr[0],
+                    self.addr[1],
+                    self.info.local_ae,
+                    self.info.summary(),
+                    outcome,
+                    seconds,
+                )
+                self.server.events.publish(AssociationClosed(self.info, outcome))
+
+    def _reject(
+        self, rq: pdu.Associate | None, result: int, source: int, reason: int, why: str
+    ) -> bool:
+        calling = rq.calling_ae if rq else "?"
+        called = rq.called_ae if rq else "?"
+        log.warning("%s@%s:%d -> %s: association rejected: %s", calling, *self.addr, called, why)
+        with contextlib.suppress(OSError):
+            self.conn.sendall(pdu.encode_reject(result, source, reason))
+        return False
+
+    def _negotiate(self) -> bool:
+        net = self.server.network
+        self.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conn.settimeout(net.acse_timeout)
+        try:
+            head = _recv_exact(self.conn, 6)
+            pdu_type, length = pdu.parse_header(head)
+            if pdu_type != pdu.A_ASSOCIATE_RQ or length > 1024 * 1024:
+                log.warning(
+                    "%s:%d: not an A-ASSOCIATE-RQ (PDU type 0x%02X); closed", *self.addr, pdu_type
+                )
+                return False
+            rq = pdu.decode_associate(_recv_exact(self.conn, length))
+        except (OSError, ConnectionError, pdu.PDUError) as exc:
+            log.warning("%s:%d: no valid association request: %s", *self.addr, exc)
+            return False
+        if not rq.protocol_version & 1:
+            return self._reject(
+                rq, pdu.RJ_PERMANENT, pdu.RJ_SOURCE_ACSE, 2, "protocol version not supported"
+            )
+        if rq.application_context != pdu.APPLICATION_CONTEXT:
+            return self._reject(
+                rq,
+                pdu.RJ_PERMANENT,
+                pdu.RJ_SOURCE_USER,
+                pdu.RJ_APPLICATION_CONTEXT_NOT_SUPPORTED,
+                f"application context {rq.application_context} not supported",
+            )
+        ae = next((a for a in self.aes if a.title == rq.called_ae), None)
+        if ae is None:
+            return self._reject(
+                rq,
+                pdu.RJ_PERMANENT,
+                pdu.RJ_SOURCE_USER,
+                pdu.RJ_CALLED_AE_NOT_RECOGNIZED,
+                f"called AE title {rq.called_ae!r} not recognised",
+            )
+        if self.server._count_established() >= net.max_associations:
+            return self._reject(
+                rq,
+                pdu.RJ_TRANSIENT,
+                pdu.RJ_SOURCE_PRESENTATION,
+                pdu.RJ_LOCAL_LIMIT_EXCEEDED,
+                f"maximum of {net.max_associations} associations reached",
+            )
+        ac, accepted = contexts.negotiate(rq, ae, net.max_pdu_length)
+        try:
+            self.conn.sendall(pdu.encode_associate(ac, pdu.A_ASSOCIATE_AC))
+        except OSError as exc:
+            log.warning("%s:%d: cannot answer association: %s", *self.addr, exc)
+            return False
+        self.ae = ae
+        self.assoc = Association(
+            sock=self.conn,
+            local_ae=ae.title,
+            remote_ae=rq.calling_ae,
+            peer=self.addr,
+            contexts=accepted,
+            peer_max_pdu=rq.max_pdu_length,
+            max_pdu=net.max_pdu_length,
+            dimse_timeout=net.dimse_timeout,
+            extended=ac.extended,
+        )
+        self.info = AssociationInfo(
+            id=self.id,
+            local_ae=ae.title,
+            remote_ae=rq.calling_ae,
+            peer_host=self.addr[0],
+            peer_port=self.addr[1],
+            opened=datetime.now(),
+        )
+        self.server.events.publish(AssociationOpened(self.info))
+        return True
+
+    def _serve(self) -> str:
+        assoc = self.assoc
+        assert assoc is not None and self.info is not None
+        net = self.server.network
+        idle_since = time.monotonic()
+        while True:
+            if not assoc.wait_readable(0.5):
+                if self.server._stopping.is_set():
+                    assoc.release()
+                    return "released by the archive (shutting down)"
+                if time.monotonic() - idle_since > net.idle_timeout:
+                    assoc.abort()
+                    return f"aborted after {net.idle_timeout:.0f}s idle"
+                continue
+            try:
+                ctx_id, command = assoc.receive_command()
+            except PeerReleased:
+                assoc.answer_release()
+                return "released"
+            except PeerAborted:
+                return "aborted by the peer"
+            except ConnectionLost as exc:
+                return f"aborted: {exc}"
+            name = dimse.NAMES.get(command.field, f"0x{command.field:04X}")
+            try:
+                status = self._dispatch(ctx_id, command)
+            except PeerReleased:
+                assoc.answer_release()
+                self.info.count(name, failed=True)
+                return "released during an operation"
+            except PeerAborted:
+                self.info.count(name, failed=True)
+                return "aborted by the peer"
+            except Closed as exc:
+                self.info.count(name, failed=True)
+                return f"aborted: {exc}"
+            if command.field != dimse.C_CANCEL_RQ:
+                self.info.count(name, failed=_is_failure(status))
+            idle_since = time.monotonic()
+
+    def _dispatch(self, ctx_id: int, command: dimse.Command) -> int:
+        assoc = self.assoc
+        assert assoc is not None and self.info is not None
+        if command.field == dimse.C_CANCEL_RQ:
+            return 0  # nothing in progress to cancel
+        handler = self.server.handlers.get(command.field)
+        ctx = assoc.contexts[ctx_id]
+        if handler is None:
+            if command.has_dataset:
+                assoc.receive_data(lambda _: None)
+            assoc.send_command(
+                ctx_id,
+                dimse.response(
+                    command,
+                    command.field | 0x8000,
+                    STATUS_UNRECOGNIZED_OPERATION,
+                    comment=f"{dimse.NAMES.get(command.field, 'operation')} not supported",
+                ),
+            )
+            return STATUS_UNRECOGNIZED_OPERATION
+        assert self.server.services is not None
+        request = Request(assoc, self.ae, ctx, command, self.server.services, self.info)
+        return handler(request)
+
+
+def _recv_exact(conn: socket.socket, n: int) -> bytes:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    while view:
+        got = conn.recv_into(view)
+        if not got:
+            raise ConnectionError("connection closed during association request")
+        view = view[got:]
+    return bytes(buf)

@@ -1,0 +1,242 @@
+"""A filesystem storage: crash-safe placement of received files, paths, checksums.
+
+A received object is written to `.tmp/<random>.part`, then placed: renamed to a journal
+entry (`.tmp/<encoded final path>.placing`), hard-linked at its final path and fsynced.
+The journal entry stays until the database row is committed. After a crash, `recover()`
+finishes or undoes every placement that has a journal entry, so no file outlives a missing
+row and no row points to a missing file.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+TMP = ".tmp"
+PART = ".part"
+PLACING = ".placing"
+
+
+class StorageError(Exception):
+    """The storage cannot accept or find a file (disk full, permissions, missing file)."""
+
+
+def uid_hash(value: str) -> str:
+    """dcm4che's `{tag,hash}` path element: Java's String.hashCode as 8 hex digits."""
+    h = 0
+    for ch in value:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return f"{h:08X}"
+
+
+def layout(when: datetime, study_uid: str, series_uid: str, sop_uid: str) -> str:
+    """dcm4chee's default path format `{yyyy}/{MM}/{dd}/{study}/{series}/{instance}`, hashed:
+    never raw UIDs or patient data in paths."""
+    return f"{when:%Y/%m/%d}/{uid_hash(study_uid)}/{uid_hash(series_uid)}/{uid_hash(sop_uid)}"
+
+
+def _encode(rel: str) -> str:
+    return rel.replace("/", "~") + PLACING
+
+
+def _decode(name: str) -> str:
+    return name.removesuffix(PLACING).replace("~", "/")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class IncomingFile:
+    """A file being received: written in pieces and digested as it goes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append bytes to the file."""
+        assert self._fd is not None
+        view = memoryview(data)
+        self._md5.update(view)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+                self.size += written
+        except OSError as exc:
+            raise StorageError(_describe(exc)) from exc
+
+    def finish(self) -> str:
+        """Close the file; returns the MD5 digest (hex) of its content. It is made durable
+        by `sync()`, once it has its final name (one fsync covers data and names)."""
+        assert self._fd is not None
+        os.close(self._fd)
+        self._fd = None
+        return self._md5.hexdigest()
+
+    def sync(self) -> None:
+        """fsync the (closed) file."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def discard(self) -> None:
+        """Close (if open) and delete the file; never raises."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.path.unlink(missing_ok=True)
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "storage is full"
+    return f"storage error: {exc.strerror or exc}"
+
+
+@dataclass
+class Placement:
+    """A file at its final path whose database row is not yet committed."""
+
+    storage: FileStorage
+    rel_path: str
+    journal: Path
+
+    def confirm(self) -> None:
+        """The row is committed: drop the journal entry."""
+        self.journal.unlink(missing_ok=True)
+
+    def revoke(self) -> None:
+        """The row was not committed: remove the file and the journal entry."""
+        self.storage.delete(self.rel_path)
+        self.journal.unlink(missing_ok=True)
+
+
+class FileStorage:
+    """Files of one storage system (dcm4chee's `fs1`) under a root folder."""
+
+    def __init__(self, storage_id: str, root: str | Path) -> None:
+        self.id = storage_id
+        self.root = Path(root)
+        self.tmp = self.root / TMP
+
+    def open(self) -> None:
+        """Create the folders if needed and check that they are writable."""
+        try:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"{self.root}: cannot create storage folder: {exc.strerror}"
+            ) from exc
+        if not os.access(self.tmp, os.W_OK):
+            raise StorageError(f"{self.root}: storage folder is not writable")
+
+    def incoming(self) -> IncomingFile:
+        """A new temporary file for an object being received."""
+        try:
+            return IncomingFile(self.tmp / f"{uuid.uuid4().hex}{PART}")
+        except OSError as exc:
+            raise StorageError(_describe(exc)) from exc
+
+    def place(self, incoming: IncomingFile, rel_path: str) -> Placement:
+        """Give a finished incoming file its final path (`rel_path`, or `rel_path-N` when
+        taken), durably, with a journal entry; the caller commits the row, then confirms
+        or revokes.
+
+        The .part file is renamed to the journal entry, then linked to the final path, then
+        the file and the final folder are fsynced: on journaling filesystems (ext4, XFS)
+        that makes the journal entry durable no later than the final name."""
+        for n in range(1000):
+            candidate = rel_path if n == 0 else f"{rel_path}-{n}"
+            final = self.root / candidate
+            journal = self.tmp / _encode(candidate)
+            if final.exists() or journal.exists():
+                continue
+            try:
+                os.rename(incoming.path, journal)
+                incoming.path = journal
+                created = self._make_parents(final.parent)
+                os.link(journal, final)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise StorageError(_describe(exc)) from exc
+            try:
+                incoming.sync()
+                for folder in [final.parent, *created]:
+                    _fsync_dir(folder)
+            except OSError as exc:
+                final.unlink(missing_ok=True)
+                raise StorageError(_describe(exc)) from exc
+            return Placement(self, candidate, journal)
+        raise StorageError(f"no free file name for {rel_path}")
+
+    def _make_parents(self, folder: Path) -> list[Path]:
+        """Create `folder` and missing parents; returns the parents whose entries changed."""
+        missing: list[Path] = []
+        probe = folder
+        while not probe.exists():
+            missing.append(probe)
+            probe = probe.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        return [m.parent for m in missing]
+
+    def path(self, rel_path: str) -> Path:
+        """The absolute path of a stored file."""
+        return self.root / rel_path
+
+    def delete(self, rel_path: str) -> None:
+        """Delete a stored file (missing files are fine) and prune empty folders."""
+        file = self.root / rel_path
+        file.unlink(missing_ok=True)
+        folder = file.parent
+        while folder != self.root and folder.is_relative_to(self.root):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+            folder = folder.parent
+
+    def recover(self, is_indexed: Callable[[str], bool]) -> tuple[int, int]:
+        """Finish or undo placements interrupted by a crash.
+
+        `is_indexed(rel_path)` tells whether a committed row points at a path. Returns
+        (placements kept, files removed)."""
+        kept = removed = 0
+        if not self.tmp.is_dir():
+            return kept, removed
+        for entry in self.tmp.iterdir():
+            if entry.name.endswith(PLACING):
+                rel = _decode(entry.name)
+                final = self.root / rel
+                if is_indexed(rel):
+                    if not final.exists():
+                        final.parent.mkdir(parents=True, exist_ok=True)
+                        os.link(entry, final)
+                    kept += 1
+                elif final.exists() and os.path.samefile(entry, final):
+                    final.unlink()
+                    removed += 1
+            entry.unlink(missing_ok=True)
+        return kept, removed
+
+    def usage(self) -> tuple[int, int]:
+        """(used, free) bytes of the filesystem holding this storage."""
+        _total, used, free = shutil.disk_usage(self.root)
+        return used, free

@@ -1,0 +1,205 @@
+"""Shared fixtures: databases (SQLite file and PostgreSQL), archives, DCMTK tools.
+
+Every test that touches the database runs against both SQLite and PostgreSQL. Without a
+reachable PostgreSQL (or DCMTK) those tests are skipped with the reason; CI sets
+PACS_TEST_REQUIRE=1 so that a missing dependency fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from core.archive import Archive
+from core.config import Config, parse
+
+PG_URL = os.environ.get("PACS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE = os.environ.get("PACS_TEST_REQUIRE") == "1"
+DCMTK_BIN = Path(os.environ.get("PACS_TEST_DCMTK_BIN", "/usr/bin"))
+
+
+def _missing(reason: str) -> None:
+    if REQUIRE:
+        pytest.fail(f"{reason} (PACS_TEST_REQUIRE=1: nothing may be skipped)")
+    pytest.skip(reason)
+
+
+_pg_state: dict[str, str | None] = {}
+
+
+def _pg_problem() -> str | None:
+    if "problem" not in _pg_state:
+        try:
+            engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            engine.dispose()
+            _pg_state["problem"] = None
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0]
+            _pg_state["problem"] = f"PostgreSQL not reachable at {PG_URL}: {first}"
+    return _pg_state["problem"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a private schema in PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'archive.db'}"
+        return
+    problem = _pg_problem()
+    if problem:
+        _missing(problem)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 at the time of asking."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_config_text(tmp_path: Path, db_url: str, port: int, extra: str = "") -> str:
+    """config.toml text for a test archive on 127.0.0.1:`port`."""
+    return f"""
+[database]
+url = "{db_url}"
+
+[storage]
+path = "{tmp_path / "fs1"}"
+
+[[ae]]
+title = "DCM4CHEE"
+host = "127.0.0.1"
+port = {port}
+{extra}
+"""
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, db_url: str) -> Callable[..., Config]:
+    """Build a Config for a test archive; `extra` TOML is appended (more AEs, remote AEs)."""
+
+    def build(extra: str = "", port: int | None = None) -> Config:
+        return parse(make_config_text(tmp_path, db_url, port or free_port(), extra))
+
+    return build
+
+
+@pytest.fixture
+def archive(make_config: Callable[..., Config]) -> Iterator[Archive]:
+    """A running in-process archive with the AE DCM4CHEE on 127.0.0.1."""
+    arc = Archive(make_config())
+    arc.start()
+    try:
+        yield arc
+    finally:
+        arc.stop(grace=5)
+
+
+def archive_port(arc: Archive) -> int:
+    """The port the archive listens on."""
+    assert arc.server is not None
+    return arc.server.addresses[0][1]
+
+
+@pytest.fixture
+def dcmtk() -> Callable[[str], str]:
+    """Path of a DCMTK tool. Debian installs them in /usr/bin; pynetdicom installs
+    console scripts of the same names (storescu, findscu...) that may come first on PATH,
+    so the path is fixed and the tool is checked to be DCMTK's."""
+
+    def tool(name: str) -> str:
+        path = DCMTK_BIN / name
+        if not path.exists():
+            _missing(f"DCMTK's {name} not found in {DCMTK_BIN} (Debian package dcmtk)")
+        return str(path)
+
+    return tool
+
+
+def dcmtk_env() -> dict[str, str]:
+    """Environment for DCMTK tools: TCP_NODELAY (no delayed-ACK waits)."""
+    return {**os.environ, "TCP_NODELAY": "1"}
+
+
+class Served:
+    """A `pacs-console serve` process."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int, config: Path) -> None:
+        self.proc = proc
+        self.port = port
+        self.config = config
+        self.stdout = ""
+
+    def stop(self, timeout: float = 30) -> tuple[int, str]:
+        """SIGTERM, wait; returns (exit status, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=timeout)
+        self.stdout += out
+        return self.proc.returncode, err
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """Start `pacs-console serve --config FILE` and wait until it listens."""
+    started: list[Served] = []
+
+    def start(config_text: str, port: int) -> Served:
+        config = tmp_path / f"config-{len(started)}.toml"
+        config.write_text(config_text)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tui.cli", "serve", "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        served = Served(proc, port, config)
+        started.append(served)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                _, err = proc.communicate()
+                raise AssertionError(f"serve exited with {proc.returncode}: {err}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return served
+            time.sleep(0.05)
+        raise AssertionError("serve did not start listening within 30 s")
+
+    yield start
+    for served in started:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.proc.communicate()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_dcmtk_shadowing() -> None:
+    # Keep the note visible when a test run picks up pynetdicom's look-alike scripts.
+    which = shutil.which("storescu")
+    if which and Path(which).resolve() != (DCMTK_BIN / "storescu").resolve():
+        print(f"note: `storescu` on PATH is {which}; tests use {DCMTK_BIN}/storescu")

@@ -1,0 +1,52 @@
+"""C-STORE into the archive: stored once, indexed, file and row agree."""
+
+from __future__ import annotations
+
+import hashlib
+
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage
+from sqlalchemy import select
+
+from core.archive import Archive
+from core.db.models import Instance, Location, Series, Study
+from tests import dicomgen
+from tests.conftest import archive_port
+
+
+def _store(port: int, datasets, calling: str = "ACME1") -> list[int]:
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(CTImageStorage)
+    assoc = ae.associate("127.0.0.1", port, ae_title="DCM4CHEE")
+    assert assoc.is_established
+    statuses = [assoc.send_c_store(ds).Status for ds in datasets]
+    assoc.release()
+    return statuses
+
+
+def test_store_indexes_and_keeps_file(archive: Archive) -> None:
+    study_uid = "1.2.826.0.1.3680043.8.498.1"
+    datasets = [
+        dicomgen.ct(study_uid, "1.2.826.0.1.3680043.8.498.2", InstanceNumber=i) for i in range(3)
+    ]
+    assert _store(archive_port(archive), datasets) == [0, 0, 0]
+    services = archive.services
+    assert services is not None
+    with services.db.read() as session:
+        study = session.scalars(select(Study)).one()
+        assert study.study_iuid == study_uid
+        assert study.study_description == "CT Chest"
+        assert session.scalars(select(Series)).one().modality == "CT"
+        rows = session.execute(
+            select(Instance.sop_iuid, Location.storage_path, Location.digest, Location.size).join(
+                Location, Location.instance_fk == Instance.pk
+            )
+        ).all()
+    assert sorted(r.sop_iuid for r in rows) == sorted(ds.SOPInstanceUID for ds in datasets)
+    for row in rows:
+        path = services.storage.path(row.storage_path)
+        data = path.read_bytes()
+        assert len(data) == row.size
+        assert hashlib.md5(data).hexdigest() == row.digest
+        assert study_uid not in row.storage_path
+    assert list(services.storage.tmp.iterdir()) == []

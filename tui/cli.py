@@ -1,0 +1,123 @@
+"""The `pacs-console` command line.
+
+`serve` and `echo` never import textual: a headless archive does not need it.
+Exit status: 0 success, 1 a failed operation (echo), 2 bad usage, config or start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import sys
+import threading
+
+from core.config import Config, ConfigError, load
+
+PROG = "pacs-console"
+_PEER = re.compile(r"^(?P<aet>[^@]{1,16})@(?P<host>\[[^\]]+\]|[^:]+):(?P<port>\d{1,5})$")
+
+
+def _fail(message: str, status: int = 2) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="config.toml (default: embedded defaults, data under ./pacs-data)",
+    )
+    parser = argparse.ArgumentParser(
+        prog=PROG, parents=[common], description="A DICOM archive with a terminal console."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("serve", parents=[common], help="run the archive headless until SIGTERM/SIGINT")
+    echo = sub.add_parser(
+        "echo", parents=[common], help="send C-ECHO to AET@HOST:PORT (exit 0 when it answers)"
+    )
+    echo.add_argument("peer", metavar="AET@HOST:PORT")
+    echo.add_argument(
+        "--calling-aet", default=None, help="our AE title (default: the first archive AE)"
+    )
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load(getattr(args, "config", None))
+
+
+def _describe(config: Config) -> str:
+    lines = [f"device {config.device.name}" + ("" if config.source else " (embedded defaults)")]
+    for ae in config.ae:
+        services = ", ".join(s.value for s in ae.services)
+        lines.append(f"  AE {ae.title} on {ae.host}:{ae.port} ({services}; view {ae.view.value})")
+    lines.append(f"  database {config.database.url}")
+    lines.append(f"  storage {config.storage.id} at {config.storage.path}")
+    return "\n".join(lines)
+
+
+def _serve(config: Config) -> int:
+    from core.archive import Archive
+    from core.net.server import StartupError
+
+    logging.basicConfig(
+        level=config.log.level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    archive = Archive(config)
+    try:
+        archive.start()
+    except StartupError as exc:
+        return _fail(str(exc))
+    print(f"{PROG} serving: {_describe(config)}", flush=True)
+    stop.wait()
+    logging.getLogger(PROG).info("stopping: finishing in-flight operations")
+    archive.stop()
+    logging.getLogger(PROG).info("stopped")
+    return 0
+
+
+def _echo(config: Config, args: argparse.Namespace) -> int:
+    from core.services.verification import echo
+
+    match = _PEER.match(args.peer)
+    if not match or not 0 < int(match["port"]) < 65536:
+        return _fail(f"peer {args.peer!r} is not AET@HOST:PORT")
+    calling = args.calling_aet or config.ae[0].title
+    if len(calling) > 16:
+        return _fail(f"calling AE title {calling!r} is longer than 16 characters")
+    result = echo(
+        match["host"].strip("[]"), int(match["port"]), match["aet"], calling, config.network
+    )
+    print(
+        result.detail if result.ok else f"{PROG}: C-ECHO failed: {result.detail}",
+        file=sys.stdout if result.ok else sys.stderr,
+    )
+    return 0 if result.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `pacs-console` command."""
+    args = _parser().parse_args(argv)
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    if args.command == "serve":
+        return _serve(config)
+    if args.command == "echo":
+        return _echo(config, args)
+    return _fail("the console is not available yet; run `pacs-console serve`")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
