@@ -39,10 +39,10 @@ def _sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Writers take the write lock at BEGIN: a deferred transaction that later upgrades
-        # to a writer can fail with SQLITE_BUSY without waiting for busy_timeout.
-        conn.exec_driver_sql(
-            "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN"
-        )
+        # to a writer can fail with SQLITE_BUSY without waiting for busy_timeout. Sent on
+        # the driver connection: this runs for every transaction.
+        immediate = conn.get_execution_options().get(_WRITE)
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 

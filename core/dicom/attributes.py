@@ -252,24 +252,19 @@ def supplement(stored: dict[str, Any], ds: Dataset, tags: Iterable[int]) -> dict
 
 def text(ds: Dataset, tag: int) -> str | None:
     """A value as the index column keeps it: the string form, multiple values joined by a
-    backslash, None when absent or empty."""
+    backslash, None when absent or empty. ASCII values are read from the raw bytes."""
+    elem = ds.get_item(tag)
+    if elem is None:
+        return None
+    raw = elem.value
+    if isinstance(elem, RawDataElement) and isinstance(raw, bytes) and raw.isascii():
+        return raw.decode("ascii").strip(" \0") or None
     if not has_value(ds, tag):
         return None
     value = ds[tag].value
     if isinstance(value, MultiValue | list):
         return "\\".join(str(v) for v in value)
     return str(value)
-
-
-def integer(ds: Dataset, tag: int) -> int | None:
-    """An IS/US value as an int, None when absent or not a number."""
-    raw = text(ds, tag)
-    if raw is None:
-        return None
-    try:
-        return int(float(raw.split("\\")[0]))
-    except ValueError:
-        return None
 
 
 def json_text(attrs: dict[str, Any], tag: int) -> str | None:

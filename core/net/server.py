@@ -313,10 +313,11 @@ class _Session:
         net = self.server.network
         idle_since = time.monotonic()
         while True:
+            if self.server._stopping.is_set():
+                # Shutting down: the operation in progress has been answered; end here.
+                assoc.release()
+                return "released by the archive (shutting down)"
             if not assoc.wait_readable(0.5):
-                if self.server._stopping.is_set():
-                    assoc.release()
-                    return "released by the archive (shutting down)"
                 if time.monotonic() - idle_since > net.idle_timeout:
                     assoc.abort()
                     return f"aborted after {net.idle_timeout:.0f}s idle"

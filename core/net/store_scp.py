@@ -62,16 +62,10 @@ def handle_store(request: Request) -> int:
         if file is not None:
             file.discard()
         return _respond(request, StoreResult(OUT_OF_RESOURCES, "failed", sink.error))
-    try:
-        digest = file.finish()
-    except StorageError as exc:
-        file.discard()
-        return _respond(request, StoreResult(OUT_OF_RESOURCES, "failed", str(exc)))
     result = ingest(
         request.services,
         Received(
             file=file,
-            digest=digest,
             transfer_syntax=request.ctx.transfer_syntax,
             source_aet=assoc.remote_ae,
             sop_class_uid=sop_class,

@@ -1,11 +1,12 @@
 """The one ingest path (C-STORE, console upload, STOW): index a received Part 10 file.
 
-The file is already written and fsynced by the caller. Here it is parsed (header only),
-placed at its final path, and indexed in one transaction, following dcm4chee's rules:
+The file has been written by the caller. Here its header is parsed, it is placed at its
+final path, made durable and indexed in a transaction shared with concurrent stores (one
+database commit serves them all), following dcm4chee's rules:
 duplicates by SOP Instance UID under the SAME_SOURCE overwrite policy, a different
 series for a known SOP Instance UID rejected (A77B), patient/study/series supplemented by
 later instances, a Patient ID differing from the study's rejected (A778). Success is only
-returned once the file is at its final path and the row is committed.
+returned once the file is fsynced at its final path and the row is committed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from core.db.columns import instance_columns, patient_columns, series_columns, study_columns
 from core.db.models import Instance, Location, LocationStatus, Patient, Series, Study
 from core.dicom import attributes as attrs
+from core.dicom.header import parse_header
 from core.events import InstanceStored
 from core.services.context import ServiceContext
 from core.storage.filesystem import IncomingFile, Placement, StorageError, layout
@@ -63,11 +64,21 @@ class Received:
     """A finished incoming file and what is known about it from outside its content."""
 
     file: IncomingFile
-    digest: str
     transfer_syntax: str
     source_aet: str
     sop_class_uid: str | None = None
     sop_instance_uid: str | None = None
+
+
+@dataclass
+class Header:
+    """The parsed header and the four UIDs every step needs."""
+
+    ds: Dataset
+    sop_iuid: str
+    sop_cuid: str
+    study_iuid: str
+    series_iuid: str
 
 
 class _Rejected(Exception):
@@ -84,34 +95,41 @@ def _missing(tag: int, keyword: str) -> StoreResult:
     )
 
 
-def _parse(received: Received) -> Dataset | StoreResult:
+def _parse(received: Received) -> Header | StoreResult:
     try:
-        ds = dcmread(received.file.path, stop_before_pixels=True)
+        file = received.file
+        ds = parse_header(
+            file.head, None if file.whole_in_memory else file.path, received.transfer_syntax
+        )
     except Exception as exc:
         return StoreResult(CANNOT_UNDERSTAND, "failed", f"Cannot parse data set: {exc}"[:64])
+    uids = {}
     for tag, keyword in (
         (SOP_IUID, "SOPInstanceUID"),
         (SOP_CUID, "SOPClassUID"),
         (STUDY_IUID, "StudyInstanceUID"),
         (SERIES_IUID, "SeriesInstanceUID"),
     ):
-        if not attrs.has_value(ds, tag):
+        value = attrs.text(ds, tag)
+        if value is None:
             return _missing(tag, keyword)
-    if received.sop_instance_uid and ds.SOPInstanceUID != received.sop_instance_uid:
+        uids[tag] = value
+    header = Header(ds, uids[SOP_IUID], uids[SOP_CUID], uids[STUDY_IUID], uids[SERIES_IUID])
+    if received.sop_instance_uid and header.sop_iuid != received.sop_instance_uid:
         return StoreResult(
             DATASET_DOES_NOT_MATCH,
             "failed",
             "SOP Instance UID differs from Affected SOP Instance UID",
             [SOP_IUID],
         )
-    if received.sop_class_uid and ds.SOPClassUID != received.sop_class_uid:
+    if received.sop_class_uid and header.sop_cuid != received.sop_class_uid:
         return StoreResult(
             DATASET_DOES_NOT_MATCH,
             "failed",
             "SOP Class UID differs from Affected SOP Class UID",
             [SOP_CUID],
         )
-    return ds
+    return header
 
 
 def ingest(services: ServiceContext, received: Received) -> StoreResult:
@@ -120,32 +138,34 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
     if isinstance(parsed, StoreResult):
         received.file.discard()
         return parsed
-    ds = parsed
+    h = parsed
     now = datetime.now()
     placement: Placement | None = None
     try:
         placement = services.storage.place(
-            received.file, layout(now, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+            received.file, layout(now, h.study_iuid, h.series_iuid, h.sop_iuid)
         )
-        result, replaced = _index_with_retry(services, received, ds, placement, now)
+        # Each thread fsyncs its own file; concurrent fsyncs share journal commits.
+        placement.make_durable()
+        result, replaced = _index_with_retry(services, received, h, placement, now)
     except StorageError as exc:
         result, replaced = StoreResult(OUT_OF_RESOURCES, "failed", str(exc)), []
     except _Rejected as rejected:
         result, replaced = rejected.result, []
     except SQLAlchemyError as exc:
-        log.error("indexing %s failed: %s", ds.SOPInstanceUID, exc)
+        log.error("indexing %s failed: %s", h.sop_iuid, exc)
         detail = str(exc.orig if hasattr(exc, "orig") else exc).splitlines()[0]
         result, replaced = (
             StoreResult(PROCESSING_FAILURE, "failed", f"Database error: {detail}"),
             [],
         )
     except Exception as exc:
-        log.exception("indexing %s failed", ds.SOPInstanceUID)
+        log.exception("indexing %s failed", h.sop_iuid)
         result, replaced = (
             StoreResult(PROCESSING_FAILURE, "failed", f"Processing failure: {exc}"),
             [],
         )
-    result.sop_iuid = ds.SOPInstanceUID
+    result.sop_iuid = h.sop_iuid
     if placement is not None:
         if result.outcome in ("stored", "replaced"):
             placement.confirm()
@@ -157,9 +177,9 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
     if result.outcome in ("stored", "replaced"):
         services.events.publish(
             InstanceStored(
-                ds.StudyInstanceUID,
-                ds.SeriesInstanceUID,
-                ds.SOPInstanceUID,
+                h.study_iuid,
+                h.series_iuid,
+                h.sop_iuid,
                 received.file.size,
                 received.source_aet,
                 result.outcome,
@@ -169,14 +189,14 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
 
 
 def _index_with_retry(
-    services: ServiceContext, received: Received, ds: Dataset, placement: Placement, now: datetime
+    services: ServiceContext, received: Received, h: Header, placement: Placement, now: datetime
 ) -> tuple[StoreResult, list[tuple[int, str]]]:
     # Concurrent first instances of one study may race on the unique UIDs (PostgreSQL);
     # the loser sees the winner's rows on its next attempt.
     for attempt in range(3):
         try:
             return services.db.write_batched(
-                lambda conn: _index(conn, services, received, ds, placement, now)
+                lambda conn: _index(conn, services, received, h, placement, now)
             )
         except IntegrityError:
             if attempt == 2:
@@ -218,37 +238,37 @@ SELECT_PATIENTS = select(_patient.c.pk, _patient.c.issuer, _patient.c.attrs).whe
 LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
 
 
-def _lock(conn: Connection, ds: Dataset) -> None:
+def _lock(conn: Connection, h: Header) -> None:
     """Serialise stores of one patient and study on PostgreSQL (SQLite has one writer)."""
     if conn.dialect.name != "postgresql":
         return
-    patient_id = attrs.text(ds, PATIENT_ID)
+    patient_id = attrs.text(h.ds, PATIENT_ID)
     if patient_id:
         conn.execute(LOCK, {"k": "P" + patient_id})
-    conn.execute(LOCK, {"k": "S" + ds.StudyInstanceUID})
+    conn.execute(LOCK, {"k": "S" + h.study_iuid})
 
 
 def _index(
     conn: Connection,
     services: ServiceContext,
     received: Received,
-    ds: Dataset,
+    h: Header,
     placement: Placement,
     now: datetime,
 ) -> tuple[StoreResult, list[tuple[int, str]]]:
-    _lock(conn, ds)
-    sop_iuid = ds.SOPInstanceUID
+    _lock(conn, h)
+    sop_iuid = h.sop_iuid
     previous = conn.execute(SELECT_PREVIOUS, {"uid": sop_iuid}).first()
     replaced: list[tuple[int, str]] = []
     if previous is not None:
         if (previous.source_aet or "") != (received.source_aet or ""):
             return StoreResult(SUCCESS, "ignored"), []
         old = conn.execute(SELECT_LOCATIONS, {"pk": previous.pk}).all()
-        if any(row.digest == received.digest for row in old):
+        if any(row.digest == received.file.digest() for row in old):
             return StoreResult(SUCCESS, "duplicate"), []
         for level, new_uid, old_uid in (
-            ("Study", ds.StudyInstanceUID, previous.study_iuid),
-            ("Series", ds.SeriesInstanceUID, previous.series_iuid),
+            ("Study", h.study_iuid, previous.study_iuid),
+            ("Series", h.series_iuid, previous.series_iuid),
         ):
             if new_uid != old_uid:
                 return StoreResult(
@@ -258,8 +278,8 @@ def _index(
                     f"received object[uid={sop_iuid}]",
                 ), []
         replaced = [(row.pk, row.storage_path) for row in old]
-    series_pk = _series_pk(conn, ds, received.source_aet, now)
-    instance_attrs = attrs.to_json(ds, attrs.INSTANCE)
+    series_pk = _series_pk(conn, h, received.source_aet, now)
+    instance_attrs = attrs.to_json(h.ds, attrs.INSTANCE)
     values: dict[str, Any] = {
         **instance_columns(instance_attrs),
         "attrs": attrs.dumps(instance_attrs),
@@ -286,7 +306,7 @@ def _index(
             "storage_id": services.storage.id,
             "storage_path": placement.rel_path,
             "size": received.file.size,
-            "digest": received.digest,
+            "digest": received.file.digest(),
             "transfer_syntax_uid": received.transfer_syntax,
             "status": LocationStatus.OK,
             "created": now,
@@ -295,18 +315,18 @@ def _index(
     return StoreResult(SUCCESS, "replaced" if previous is not None else "stored"), replaced
 
 
-def _series_pk(conn: Connection, ds: Dataset, source_aet: str, now: datetime) -> int:
-    row = conn.execute(SELECT_SERIES, {"uid": ds.SeriesInstanceUID}).first()
+def _series_pk(conn: Connection, h: Header, source_aet: str, now: datetime) -> int:
+    row = conn.execute(SELECT_SERIES, {"uid": h.series_iuid}).first()
     if row is not None:
-        _supplement(conn, _series, row.pk, row.attrs, ds, attrs.SERIES, series_columns, now)
+        _supplement(conn, _series, row.pk, row.attrs, h.ds, attrs.SERIES, series_columns, now)
         return row.pk
-    study_pk = _study_pk(conn, ds, now)
-    new = attrs.to_json(ds, attrs.SERIES)
+    study_pk = _study_pk(conn, h, now)
+    new = attrs.to_json(h.ds, attrs.SERIES)
     return conn.execute(
         insert(_series),
         {
             "study_fk": study_pk,
-            "series_iuid": ds.SeriesInstanceUID,
+            "series_iuid": h.series_iuid,
             "source_aet": source_aet or None,
             "attrs": attrs.dumps(new),
             "created": now,
@@ -316,11 +336,12 @@ def _series_pk(conn: Connection, ds: Dataset, source_aet: str, now: datetime) ->
     ).inserted_primary_key[0]
 
 
-def _study_pk(conn: Connection, ds: Dataset, now: datetime) -> int:
-    row = conn.execute(SELECT_STUDY, {"uid": ds.StudyInstanceUID}).first()
+def _study_pk(conn: Connection, h: Header, now: datetime) -> int:
+    ds = h.ds
+    row = conn.execute(SELECT_STUDY, {"uid": h.study_iuid}).first()
     if row is not None:
         # Raises _Rejected: the batch is then re-run job by job, the others unaffected.
-        _check_patient(ds, row.patient_id, row.issuer)
+        _check_patient(h, row.patient_id, row.issuer)
         _supplement(conn, _study, row.pk, row.attrs, ds, attrs.STUDY, study_columns, now)
         _supplement(
             conn,
@@ -339,7 +360,7 @@ def _study_pk(conn: Connection, ds: Dataset, now: datetime) -> int:
         insert(_study),
         {
             "patient_fk": patient_pk,
-            "study_iuid": ds.StudyInstanceUID,
+            "study_iuid": h.study_iuid,
             "attrs": attrs.dumps(new),
             "created": now,
             "updated": now,
@@ -348,9 +369,9 @@ def _study_pk(conn: Connection, ds: Dataset, now: datetime) -> int:
     ).inserted_primary_key[0]
 
 
-def _check_patient(ds: Dataset, patient_id: str | None, issuer: str | None) -> None:
-    new_id = attrs.text(ds, PATIENT_ID)
-    new_issuer = attrs.text(ds, ISSUER)
+def _check_patient(h: Header, patient_id: str | None, issuer: str | None) -> None:
+    new_id = attrs.text(h.ds, PATIENT_ID)
+    new_issuer = attrs.text(h.ds, ISSUER)
     if not new_id or not patient_id:
         return
     if new_id != patient_id or (new_issuer and issuer and new_issuer != issuer):
@@ -364,7 +385,7 @@ def _check_patient(ds: Dataset, patient_id: str | None, issuer: str | None) -> N
                 "failed",
                 f"Patient ID {fmt(new_id, new_issuer)} differs from Patient ID "
                 f"{fmt(patient_id, issuer)} in previous received object of "
-                f"Study[uid={ds.StudyInstanceUID}].",
+                f"Study[uid={h.study_iuid}].",
                 [PATIENT_ID],
             )
         )

@@ -28,11 +28,20 @@ class StorageError(Exception):
     """The storage cannot accept or find a file (disk full, permissions, missing file)."""
 
 
+# 31**k mod 2**32: Java's String.hashCode is sum(char * 31**(n-1-i)) in 32 bits.
+_POWERS = [pow(31, k, 1 << 32) for k in range(256)]
+
+
 def uid_hash(value: str) -> str:
     """dcm4che's `{tag,hash}` path element: Java's String.hashCode as 8 hex digits."""
-    h = 0
-    for ch in value:
-        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    data = value.encode("ascii", "replace")
+    n = len(data)
+    if n > len(_POWERS):
+        h = 0
+        for ch in data:
+            h = (31 * h + ch) & 0xFFFFFFFF
+    else:
+        h = sum(map(int.__mul__, data, reversed(_POWERS[:n]))) & 0xFFFFFFFF
     return f"{h:08X}"
 
 
@@ -59,19 +68,26 @@ def _fsync_dir(path: Path) -> None:
 
 
 class IncomingFile:
-    """A file being received: written in pieces and digested as it goes."""
+    """A file being received: written in pieces and digested as it goes. Its first
+    `HEAD_BYTES` are also kept in memory, so that indexing can parse small objects
+    without reading the file back."""
+
+    HEAD_BYTES = 1 << 20
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
+        self.head = bytearray()
 
     def write(self, data: bytes | memoryview) -> None:
         """Append bytes to the file."""
         assert self._fd is not None
         view = memoryview(data)
         self._md5.update(view)
+        if len(self.head) < self.HEAD_BYTES:
+            self.head += view[: self.HEAD_BYTES - len(self.head)]
         try:
             while view:
                 written = os.write(self._fd, view)
@@ -80,21 +96,29 @@ class IncomingFile:
         except OSError as exc:
             raise StorageError(_describe(exc)) from exc
 
-    def finish(self) -> str:
-        """Close the file; returns the MD5 digest (hex) of its content. It is made durable
-        by `sync()`, once it has its final name (one fsync covers data and names)."""
-        assert self._fd is not None
-        os.close(self._fd)
-        self._fd = None
+    @property
+    def whole_in_memory(self) -> bool:
+        """True when `head` holds the whole file."""
+        return self.size == len(self.head)
+
+    def digest(self) -> str:
+        """MD5 (hex) of everything written."""
         return self._md5.hexdigest()
 
+    @property
+    def synced(self) -> bool:
+        return self._fd is None
+
     def sync(self) -> None:
-        """fsync the (closed) file."""
-        fd = os.open(self.path, os.O_RDONLY)
+        """fsync and close the file (a failed fsync cannot be retried: it closes too)."""
+        assert self._fd is not None
         try:
-            os.fsync(fd)
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise StorageError(_describe(exc)) from exc
         finally:
-            os.close(fd)
+            os.close(self._fd)
+            self._fd = None
 
     def discard(self) -> None:
         """Close (if open) and delete the file; never raises."""
@@ -117,6 +141,20 @@ class Placement:
     storage: FileStorage
     rel_path: str
     journal: Path
+    file: IncomingFile
+    created: list[Path]
+
+    def make_durable(self) -> None:
+        """fsync the file (which, on a journaling filesystem, also commits its names) and
+        any folders created for it, before the row is committed."""
+        if self.file.synced:
+            return
+        self.file.sync()
+        try:
+            for folder in self.created:
+                _fsync_dir(folder)
+        except OSError as exc:
+            raise StorageError(_describe(exc)) from exc
 
     def confirm(self) -> None:
         """The row is committed: drop the journal entry."""
@@ -124,6 +162,7 @@ class Placement:
 
     def revoke(self) -> None:
         """The row was not committed: remove the file and the journal entry."""
+        self.file.discard()
         self.storage.delete(self.rel_path)
         self.journal.unlink(missing_ok=True)
 
@@ -155,13 +194,13 @@ class FileStorage:
             raise StorageError(_describe(exc)) from exc
 
     def place(self, incoming: IncomingFile, rel_path: str) -> Placement:
-        """Give a finished incoming file its final path (`rel_path`, or `rel_path-N` when
-        taken), durably, with a journal entry; the caller commits the row, then confirms
+        """Give a received file its final path (`rel_path`, or `rel_path-N` when taken)
+        with a journal entry. The caller makes it durable, commits the row, then confirms
         or revokes.
 
-        The .part file is renamed to the journal entry, then linked to the final path, then
-        the file and the final folder are fsynced: on journaling filesystems (ext4, XFS)
-        that makes the journal entry durable no later than the final name."""
+        The .part file is renamed to the journal entry, then linked at the final path;
+        journaling filesystems (ext4, XFS) commit those in order, so the journal entry is
+        durable no later than the final name."""
         for n in range(1000):
             candidate = rel_path if n == 0 else f"{rel_path}-{n}"
             final = self.root / candidate
@@ -177,25 +216,21 @@ class FileStorage:
                 continue
             except OSError as exc:
                 raise StorageError(_describe(exc)) from exc
-            try:
-                incoming.sync()
-                for folder in [final.parent, *created]:
-                    _fsync_dir(folder)
-            except OSError as exc:
-                final.unlink(missing_ok=True)
-                raise StorageError(_describe(exc)) from exc
-            return Placement(self, candidate, journal)
+            return Placement(self, candidate, journal, incoming, created)
         raise StorageError(f"no free file name for {rel_path}")
 
     def _make_parents(self, folder: Path) -> list[Path]:
-        """Create `folder` and missing parents; returns the parents whose entries changed."""
+        """Create `folder` and missing parents; returns the folders whose entries changed
+        (the new folders and the parent of the topmost one)."""
+        if folder.is_dir():
+            return []
         missing: list[Path] = []
         probe = folder
         while not probe.exists():
             missing.append(probe)
             probe = probe.parent
         folder.mkdir(parents=True, exist_ok=True)
-        return [m.parent for m in missing]
+        return [*missing, missing[-1].parent]
 
     def path(self, rel_path: str) -> Path:
         """The absolute path of a stored file."""
