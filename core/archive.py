@@ -28,7 +28,7 @@ HANDLERS = {
 
 class Archive:
     """One archive device. `start()` binds the ports first (so a port in use fails before
-    anything else happens), then opens storage and database, then serves."""
+    anything else happens), then opens database and storage, then listens and serves."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -37,12 +37,7 @@ class Archive:
         self.server: DicomServer | None = None
 
     def open(self) -> ServiceContext:
-        """Open storage and database (creating or upgrading the schema)."""
-        storage = FileStorage(self.config.storage.id, self.config.storage.path)
-        try:
-            storage.open()
-        except StorageError as exc:
-            raise StartupError(str(exc)) from None
+        """Open database (creating or upgrading the schema) and storage."""
         db = Database(self.config.database.url)
         try:
             migrate.upgrade(db.engine)
@@ -50,6 +45,12 @@ class Archive:
             db.dispose()
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise StartupError(f"database {self.config.database.url}: {reason}") from None
+        storage = FileStorage(self.config.storage.id, self.config.storage.path)
+        try:
+            storage.open()
+        except StorageError as exc:
+            db.dispose()
+            raise StartupError(str(exc)) from None
         self.services = ServiceContext(self.config, db, storage, self.events)
         recover(self.services)
         return self.services

@@ -8,12 +8,12 @@ PACS_TEST_REQUIRE=1 so that a missing dependency fails instead.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -144,6 +144,40 @@ def dcmtk_env() -> dict[str, str]:
     return {**os.environ, "TCP_NODELAY": "1"}
 
 
+SHIM_SOURCE = Path(__file__).resolve().parent / "tools" / "bind_localhost.c"
+# /proc/net/tcp{,6} forms of 127.0.0.1, ::1 and ::ffff:127.0.0.1.
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
+@pytest.fixture(scope="session")
+def bind_localhost(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/tools/bind_localhost.c (from shared/tools) built as an LD_PRELOAD library: a
+    bind to 0.0.0.0 becomes 127.0.0.1, for peers that cannot choose their address (DCMTK's
+    storescp) and for the embedded default config, so tests listen on loopback only."""
+    library = tmp_path_factory.mktemp("shim") / "bind_localhost.so"
+    try:
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(SHIM_SOURCE), "-ldl"],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        _missing(f"cannot build {SHIM_SOURCE.name} with gcc: {exc}")
+    return library
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as /proc/net/tcp{,6} show them) listening on `port`."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if int(hex_port, 16) == port and fields[3] == "0A":
+                found.add(address)
+    return found
+
+
 class Served:
     """A `pacs-console serve` process."""
 
@@ -164,7 +198,7 @@ class Served:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
-    """Start `pacs-console serve --config FILE` and wait until it listens."""
+    """Start `pacs-console serve --config FILE` and wait until it serves."""
     started: list[Served] = []
 
     def start(config_text: str, port: int) -> Served:
@@ -179,16 +213,16 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         )
         served = Served(proc, port, config)
         started.append(served)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                _, err = proc.communicate()
-                raise AssertionError(f"serve exited with {proc.returncode}: {err}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    return served
-            time.sleep(0.05)
-        raise AssertionError("serve did not start listening within 30 s")
+        # Ready when it says so: the line comes after migrations, recovery and listen().
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else ""
+        if not line.startswith("pacs-console serving"):
+            proc.kill()
+            _, err = proc.communicate()
+            raise AssertionError(f"serve did not start (exit {proc.returncode}): {line}{err}")
+        served.stdout = line
+        return served
 
     yield start
     for served in started:

@@ -2,6 +2,8 @@
 
 Each level keeps the columns that queries match on, plus `attrs`: the level's attributes
 (dcm4chee's attribute filter) as DICOM JSON, from which query responses are built.
+Text columns have no length limit: objects are stored as received, even with values
+longer than their VR allows.
 Values are stored as received (DA as YYYYMMDD, TM as HHMMSS.FFFFFF); `*_upper` columns
 hold upper-cased person names for dcm4chee's case-insensitive PN matching.
 """
@@ -32,8 +34,6 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-UID = String(64)
-
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
@@ -43,12 +43,12 @@ class Patient(Base):
     __tablename__ = "patient"
 
     pk: Mapped[int] = mapped_column(BigPK, primary_key=True)
-    patient_id: Mapped[str | None] = mapped_column(String(64))
-    issuer: Mapped[str | None] = mapped_column(String(64))
+    patient_id: Mapped[str | None] = mapped_column(String)
+    issuer: Mapped[str | None] = mapped_column(String)
     patient_name: Mapped[str | None] = mapped_column(String)
     patient_name_upper: Mapped[str | None] = mapped_column(String, index=True)
-    birth_date: Mapped[str | None] = mapped_column(String(8))
-    sex: Mapped[str | None] = mapped_column(String(16))
+    birth_date: Mapped[str | None] = mapped_column(String)
+    sex: Mapped[str | None] = mapped_column(String)
     attrs: Mapped[str] = mapped_column(Text, default="{}")
     created: Mapped[datetime] = mapped_column(DateTime)
     updated: Mapped[datetime] = mapped_column(DateTime)
@@ -63,11 +63,11 @@ class Study(Base):
 
     pk: Mapped[int] = mapped_column(BigPK, primary_key=True)
     patient_fk: Mapped[int] = mapped_column(ForeignKey("patient.pk"), index=True)
-    study_iuid: Mapped[str] = mapped_column(UID, unique=True)
-    study_date: Mapped[str | None] = mapped_column(String(8), index=True)
-    study_time: Mapped[str | None] = mapped_column(String(16))
-    accession_number: Mapped[str | None] = mapped_column(String(64), index=True)
-    study_id: Mapped[str | None] = mapped_column(String(64))
+    study_iuid: Mapped[str] = mapped_column(String, unique=True)
+    study_date: Mapped[str | None] = mapped_column(String, index=True)
+    study_time: Mapped[str | None] = mapped_column(String)
+    accession_number: Mapped[str | None] = mapped_column(String, index=True)
+    study_id: Mapped[str | None] = mapped_column(String)
     study_description: Mapped[str | None] = mapped_column(String)
     referring_physician: Mapped[str | None] = mapped_column(String)
     referring_physician_upper: Mapped[str | None] = mapped_column(String)
@@ -84,14 +84,14 @@ class Series(Base):
 
     pk: Mapped[int] = mapped_column(BigPK, primary_key=True)
     study_fk: Mapped[int] = mapped_column(ForeignKey("study.pk"), index=True)
-    series_iuid: Mapped[str] = mapped_column(UID, unique=True)
-    modality: Mapped[str | None] = mapped_column(String(16), index=True)
+    series_iuid: Mapped[str] = mapped_column(String, unique=True)
+    modality: Mapped[str | None] = mapped_column(String, index=True)
     series_number: Mapped[int | None] = mapped_column(Integer)
     series_description: Mapped[str | None] = mapped_column(String)
-    body_part: Mapped[str | None] = mapped_column(String(64))
+    body_part: Mapped[str | None] = mapped_column(String)
     institution: Mapped[str | None] = mapped_column(String)
     station_name: Mapped[str | None] = mapped_column(String)
-    source_aet: Mapped[str | None] = mapped_column(String(16))
+    source_aet: Mapped[str | None] = mapped_column(String)
     attrs: Mapped[str] = mapped_column(Text, default="{}")
     created: Mapped[datetime] = mapped_column(DateTime)
     updated: Mapped[datetime] = mapped_column(DateTime)
@@ -108,13 +108,13 @@ class Instance(Base):
 
     pk: Mapped[int] = mapped_column(BigPK, primary_key=True)
     series_fk: Mapped[int] = mapped_column(ForeignKey("series.pk"), index=True)
-    sop_iuid: Mapped[str] = mapped_column(UID, unique=True)
-    sop_cuid: Mapped[str] = mapped_column(UID, index=True)
+    sop_iuid: Mapped[str] = mapped_column(String, unique=True)
+    sop_cuid: Mapped[str] = mapped_column(String, index=True)
     instance_number: Mapped[int | None] = mapped_column(Integer)
-    content_date: Mapped[str | None] = mapped_column(String(8))
-    content_time: Mapped[str | None] = mapped_column(String(16))
-    rejection_code: Mapped[str | None] = mapped_column(String(64), index=True)
-    source_aet: Mapped[str | None] = mapped_column(String(16))
+    content_date: Mapped[str | None] = mapped_column(String)
+    content_time: Mapped[str | None] = mapped_column(String)
+    rejection_code: Mapped[str | None] = mapped_column(String, index=True)
+    source_aet: Mapped[str | None] = mapped_column(String)
     attrs: Mapped[str] = mapped_column(Text, default="{}")
     created: Mapped[datetime] = mapped_column(DateTime)
     updated: Mapped[datetime] = mapped_column(DateTime)
@@ -137,12 +137,12 @@ class Location(Base):
 
     pk: Mapped[int] = mapped_column(BigPK, primary_key=True)
     instance_fk: Mapped[int | None] = mapped_column(ForeignKey("instance.pk"), index=True)
-    storage_id: Mapped[str] = mapped_column(String(64))
-    storage_path: Mapped[str] = mapped_column(String(255))
+    storage_id: Mapped[str] = mapped_column(String)
+    storage_path: Mapped[str] = mapped_column(String)
     size: Mapped[int] = mapped_column(BigInteger)
-    digest: Mapped[str] = mapped_column(String(32))
-    transfer_syntax_uid: Mapped[str] = mapped_column(UID)
-    status: Mapped[str] = mapped_column(String(16), default=LocationStatus.OK, index=True)
+    digest: Mapped[str] = mapped_column(String)
+    transfer_syntax_uid: Mapped[str] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String, default=LocationStatus.OK, index=True)
     created: Mapped[datetime] = mapped_column(DateTime)
 
     instance: Mapped[Instance | None] = relationship(back_populates="locations")

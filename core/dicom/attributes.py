@@ -219,8 +219,19 @@ def _fast_json(elem: Any) -> dict[str, Any] | None:
 
 
 def element_json(ds: Dataset, tag: int) -> dict[str, Any]:
-    """DICOM JSON of one element of `ds`."""
-    return _fast_json(ds.get_item(tag)) or ds[tag].to_json_dict(None, 1024)
+    """DICOM JSON of one element of `ds`. A value pydicom cannot convert (an IS of "1A")
+    is kept as received, as strings."""
+    elem = ds.get_item(tag)
+    fast = _fast_json(elem)
+    if fast is not None:
+        return fast
+    try:
+        return ds[tag].to_json_dict(None, 1024)
+    except (ValueError, TypeError, OverflowError):
+        raw = elem.value if isinstance(elem.value, bytes) else str(elem.value).encode()
+        text = raw.decode("latin-1").rstrip(" \0")
+        vr = elem.VR or dictionary_VR(tag)
+        return {"vr": vr, "Value": [v.strip() or None for v in text.split("\\")]}
 
 
 def to_json(ds: Dataset, tags: Iterable[int]) -> dict[str, Any]:

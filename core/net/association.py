@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from core.net import dimse, pdu
 
-# Whatever we advertise, never buffer a PDU larger than this from a misbehaving peer.
+# Peers may exceed the maximum length we advertise (max_pdu_length is at most 64 MiB);
+# never buffer a PDU larger than this from a misbehaving one.
 HARD_PDU_LIMIT = 64 * 1024 * 1024
 # Used for sending when the peer advertises "no limit" (0).
 UNLIMITED_SEND = 1024 * 1024
@@ -78,6 +79,20 @@ class Association:
     def __post_init__(self) -> None:
         _nodelay(self.sock)
         self._header = bytearray(6)
+        # A blocking socket with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO): Python's own
+        # timeout mode would add a poll() before every recv/send and fcntl() calls on
+        # every change of timeout.
+        self.sock.settimeout(None)
+        self._timeout = -1.0
+        self._set_timeout(self.dimse_timeout)
+
+    def _set_timeout(self, seconds: float) -> None:
+        if seconds == self._timeout:
+            return
+        value = struct.pack("ll", int(seconds), int((seconds % 1) * 1_000_000))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        self._timeout = seconds
 
     # -- reading ---------------------------------------------------------------------
 
@@ -85,7 +100,7 @@ class Association:
         while view:
             try:
                 n = self.sock.recv_into(view)
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):
                 self.abort()
                 raise ConnectionLost("timed out waiting for the peer") from None
             except OSError as exc:
@@ -98,10 +113,10 @@ class Association:
 
     def read_pdu(self, timeout: float | None = None) -> tuple[int, memoryview]:
         """Read one whole PDU: (type, body)."""
-        self.sock.settimeout(timeout if timeout is not None else self.dimse_timeout)
+        self._set_timeout(timeout if timeout is not None else self.dimse_timeout)
         self._recv_into(memoryview(self._header))
         pdu_type, length = pdu.parse_header(self._header)
-        if length > max(HARD_PDU_LIMIT, self.max_pdu + 6):
+        if length > HARD_PDU_LIMIT:
             self.abort(pdu.ABORT_INVALID_PDU_PARAMETER)
             raise ConnectionLost(f"PDU of {length} bytes exceeds the limit")
         body = bytearray(length)
@@ -194,7 +209,7 @@ class Association:
     def _send_all(self, parts: list[bytes | memoryview]) -> None:
         total = sum(len(p) for p in parts)
         try:
-            self.sock.settimeout(self.dimse_timeout)
+            self._set_timeout(self.dimse_timeout)
             sent = self.sock.sendmsg(parts)
             if sent < total:
                 self.sock.sendall(b"".join(bytes(p) for p in parts)[sent:])
@@ -207,18 +222,20 @@ class Association:
         return max(limit - 6, 1)
 
     def send_command(self, ctx_id: int, command: bytes) -> None:
-        """Send a command set (one fragment: command sets are small)."""
-        hdr = pdu.pdv_header(len(command), ctx_id, 0x03)
-        self._send_all([pdu.header(pdu.P_DATA_TF, len(hdr) + len(command)), hdr, command])
+        """Send a command set (in one fragment unless the peer's PDUs are that small)."""
+        self._send_fragments(ctx_id, memoryview(command), command=True)
 
     def send_data(self, ctx_id: int, data: bytes | memoryview) -> None:
         """Send a data set held in memory, fragmented to the peer's maximum PDU length."""
-        view = memoryview(data)
+        self._send_fragments(ctx_id, memoryview(data), command=False)
+
+    def _send_fragments(self, ctx_id: int, view: memoryview, *, command: bool) -> None:
         size = self._fragment_size()
+        kind = 0x01 if command else 0x00
         while True:
             chunk = view[:size]
             view = view[size:]
-            control = 0x00 if view else 0x02
+            control = kind if view else kind | 0x02
             hdr = pdu.pdv_header(len(chunk), ctx_id, control)
             self._send_all([pdu.header(pdu.P_DATA_TF, len(hdr) + len(chunk)), hdr, chunk])
             if not view:
@@ -280,7 +297,7 @@ class Association:
             return
         source = pdu.ABORT_SOURCE_PROVIDER if reason else pdu.ABORT_SOURCE_USER
         try:
-            self.sock.settimeout(2.0)
+            self._set_timeout(2.0)
             self.sock.sendall(pdu.encode_abort(source, reason))
         except OSError:
             pass

@@ -85,7 +85,8 @@ class DicomServer:
         return self.config.network
 
     def bind(self) -> None:
-        """Open the listening sockets; a port in use raises StartupError."""
+        """Reserve the ports (listening starts with `start`); a port in use raises
+        StartupError."""
         by_address: dict[tuple[str, int], list[AEConfig]] = {}
         for ae in self.config.ae:
             by_address.setdefault((ae.host, ae.port), []).append(ae)
@@ -94,7 +95,6 @@ class DicomServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((host, port))
-                sock.listen(128)
             except OSError as exc:
                 sock.close()
                 self.close()
@@ -114,6 +114,7 @@ class DicomServer:
         """Accept associations in background threads, served with `services`."""
         self.services = services
         for sock, aes in self._listeners:
+            sock.listen(128)
             t = threading.Thread(
                 target=self._accept_loop, args=(sock, aes), name=f"listen-{sock.getsockname()[1]}"
             )

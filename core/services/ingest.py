@@ -217,8 +217,21 @@ SELECT_PREVIOUS = (
 SELECT_LOCATIONS = select(_location.c.pk, _location.c.storage_path, _location.c.digest).where(
     _location.c.instance_fk == bindparam("pk"), _location.c.status == LocationStatus.OK
 )
-SELECT_SERIES = select(_series.c.pk, _series.c.attrs).where(
-    _series.c.series_iuid == bindparam("uid")
+SELECT_SERIES = (
+    select(
+        _series.c.pk,
+        _series.c.attrs,
+        _study.c.pk.label("study_pk"),
+        _study.c.study_iuid,
+        _study.c.attrs.label("study_attrs"),
+        _patient.c.pk.label("patient_pk"),
+        _patient.c.patient_id,
+        _patient.c.issuer,
+        _patient.c.attrs.label("patient_attrs"),
+    )
+    .join(_study, _series.c.study_fk == _study.c.pk)
+    .join(_patient, _study.c.patient_fk == _patient.c.pk)
+    .where(_series.c.series_iuid == bindparam("uid"))
 )
 SELECT_STUDY = (
     select(
@@ -318,7 +331,33 @@ def _index(
 def _series_pk(conn: Connection, h: Header, source_aet: str, now: datetime) -> int:
     row = conn.execute(SELECT_SERIES, {"uid": h.series_iuid}).first()
     if row is not None:
+        if row.study_iuid != h.study_iuid:
+            raise _Rejected(
+                StoreResult(
+                    RELATIONAL_MISMATCH,
+                    "failed",
+                    f"Series[uid={h.series_iuid}] of Study[uid={h.study_iuid}] belongs to "
+                    f"Study[uid={row.study_iuid}]",
+                    [STUDY_IUID],
+                )
+            )
+        # Raises _Rejected: the batch is then re-run job by job, the others unaffected.
+        _check_patient(h, row.patient_id, row.issuer)
+        # dcm4chee's SUPPLEMENT policy applies to all three levels on every instance.
         _supplement(conn, _series, row.pk, row.attrs, h.ds, attrs.SERIES, series_columns, now)
+        _supplement(
+            conn, _study, row.study_pk, row.study_attrs, h.ds, attrs.STUDY, study_columns, now
+        )
+        _supplement(
+            conn,
+            _patient,
+            row.patient_pk,
+            row.patient_attrs,
+            h.ds,
+            attrs.PATIENT,
+            patient_columns,
+            now,
+        )
         return row.pk
     study_pk = _study_pk(conn, h, now)
     new = attrs.to_json(h.ds, attrs.SERIES)

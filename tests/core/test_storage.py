@@ -1,0 +1,342 @@
+"""Filesystem storage: dcm4chee's path layout, crash safety of placement + commit (each
+interrupted step is finished or undone by recovery), and a full disk failing a C-STORE
+with A700 and leaving nothing behind.
+
+`assert_files_match_index` is the invariant the other storage tests check after every
+test: files and rows agree."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from pydicom.uid import generate_uid
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage
+from sqlalchemy import create_engine, select, update
+
+from core.archive import Archive
+from core.config import Config
+from core.db.models import Instance, Location, LocationStatus, Patient, Series, Study
+from core.services.context import ServiceContext
+from core.services.recovery import recover
+from core.storage.filesystem import TMP, IncomingFile, Placement, layout, uid_hash
+from tests import dicomgen
+from tests.conftest import archive_port, free_port, make_config_text
+
+LAYOUT = re.compile(r"^\d{4}/\d{2}/\d{2}/[0-9A-F]{8}/[0-9A-F]{8}/[0-9A-F]{8}(-\d+)?$")
+
+
+def assert_files_match_index(db_url: str, root: Path | str, storage_id: str = "fs1") -> None:
+    """Files and rows agree: every location's file exists with the recorded size and MD5,
+    every file under the storage root has a location, `.tmp` is empty, and no path holds
+    a UID or the patient's name."""
+    root = Path(root)
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    Location.storage_path,
+                    Location.size,
+                    Location.digest,
+                    Location.status,
+                    Instance.sop_iuid,
+                    Series.series_iuid,
+                    Study.study_iuid,
+                    Patient.patient_name,
+                    Patient.patient_id,
+                )
+                .where(Location.storage_id == storage_id)
+                .outerjoin(Instance, Location.instance_fk == Instance.pk)
+                .outerjoin(Series, Instance.series_fk == Series.pk)
+                .outerjoin(Study, Series.study_fk == Study.pk)
+                .outerjoin(Patient, Study.patient_fk == Patient.pk)
+            ).all()
+    finally:
+        engine.dispose()
+    for row in rows:
+        assert row.status == LocationStatus.OK, f"{row.storage_path} left {row.status}"
+        data = (root / row.storage_path).read_bytes()
+        assert len(data) == row.size, row.storage_path
+        assert hashlib.md5(data).hexdigest() == row.digest, row.storage_path
+        assert LAYOUT.match(row.storage_path), row.storage_path
+        for value in (row.sop_iuid, row.series_iuid, row.study_iuid, row.patient_id):
+            assert not value or value not in row.storage_path
+        for part in re.split(r"[\^=]", row.patient_name or ""):
+            assert not part or part not in row.storage_path
+    files = {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).parts[0] != TMP
+    }
+    assert files == {row.storage_path for row in rows}
+    assert list((root / TMP).iterdir()) == []
+
+
+def test_uid_hash_is_java_string_hashcode() -> None:
+    """dcm4chee hashes with Java's String.hashCode, printed as 8 upper-case hex digits
+    (two's complement for negative hashes)."""
+    assert uid_hash("") == "00000000"
+    assert uid_hash("hello") == "05E918D2"  # 99162322
+    assert uid_hash("Aa") == uid_hash("BB") == "00000840"  # the classic collision, 2112
+    assert uid_hash("polygenelubricants") == "80000000"  # Integer.MIN_VALUE
+
+
+def test_layout_is_date_then_hashes_of_study_series_instance() -> None:
+    """{yyyy}/{MM}/{dd}/{study hash}/{series hash}/{instance hash}, no raw UID."""
+    study, series, sop = "1.2.3", "1.2.3.4", "1.2.3.4.5"
+    path = layout(datetime(2026, 3, 7, 23, 59), study, series, sop)
+    assert path == f"2026/03/07/{uid_hash(study)}/{uid_hash(series)}/{uid_hash(sop)}"
+    assert LAYOUT.match(path)
+
+
+def test_stored_instance_path_follows_the_layout(archive: Archive) -> None:
+    """A C-STORE lands at the layout path of its UIDs and the day it was received."""
+    ds = dicomgen.ct()
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(CTImageStorage)
+    assoc = ae.associate("127.0.0.1", archive_port(archive), ae_title="DCM4CHEE")
+    assert assoc.send_c_store(ds).Status == 0
+    assoc.release()
+    services = archive.services
+    assert services is not None
+    with services.db.read() as session:
+        location = session.scalars(select(Location)).one()
+    assert location.storage_path == layout(
+        location.created, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+    )
+    assert_files_match_index(archive.config.database.url, archive.config.storage.path)
+
+
+# -- crash safety ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def opened(make_config: Callable[..., Config]) -> Iterator[ServiceContext]:
+    """Database and storage of an archive, opened without listening."""
+    archive = Archive(make_config())
+    services = archive.open()
+    try:
+        yield services
+    finally:
+        archive.stop()
+
+
+def received(services: ServiceContext, content: bytes) -> IncomingFile:
+    """An incoming file in `.tmp`, written but not yet placed, as the Storage SCP has it
+    when the data set has arrived."""
+    file = services.storage.incoming()
+    file.write(content)
+    return file
+
+
+def placed(services: ServiceContext, content: bytes) -> Placement:
+    """A received file placed durably at a layout path, its row not yet committed."""
+    rel = layout(datetime.now(), generate_uid(), generate_uid(), generate_uid())
+    placement = services.storage.place(received(services, content), rel)
+    placement.make_durable()
+    return placement
+
+
+def commit_row(services: ServiceContext, rel_path: str, content: bytes) -> None:
+    """Commit the patient/study/series/instance/location rows of a placed file."""
+    now = datetime.now()
+    with services.db.write() as session:
+        patient = Patient(patient_id="PID-1", created=now, updated=now)
+        study = Study(patient=patient, study_iuid=generate_uid(), created=now, updated=now)
+        series = Series(study=study, series_iuid=generate_uid(), created=now, updated=now)
+        instance = Instance(
+            series=series,
+            sop_iuid=generate_uid(),
+            sop_cuid=CTImageStorage,
+            created=now,
+            updated=now,
+        )
+        session.add(
+            Location(
+                instance=instance,
+                storage_id=services.storage.id,
+                storage_path=rel_path,
+                size=len(content),
+                digest=hashlib.md5(content).hexdigest(),
+                transfer_syntax_uid="1.2.840.10008.1.2.1",
+                status=LocationStatus.OK,
+                created=now,
+            )
+        )
+
+
+def location_paths(services: ServiceContext) -> list[str]:
+    with services.db.read() as session:
+        return list(session.scalars(select(Location.storage_path)))
+
+
+def recovered(services: ServiceContext) -> None:
+    """Run start-up recovery, then check the invariant."""
+    recover(services)
+    assert_files_match_index(services.db.url, services.storage.root, services.storage.id)
+
+
+def test_crash_while_receiving_leaves_no_part_file(opened: ServiceContext) -> None:
+    """Killed while receiving: the `.part` file in `.tmp` is removed."""
+    file = received(opened, b"half an object")
+    assert [p.suffix for p in opened.storage.tmp.iterdir()] == [".part"]
+    recovered(opened)
+    assert location_paths(opened) == []
+    file.discard()  # the crashed process's descriptor
+
+
+def test_crash_after_placing_before_commit_removes_the_file(opened: ServiceContext) -> None:
+    """Killed after the file got its final name but before its row was committed: the
+    file and its journal entry go."""
+    placement = placed(opened, b"placed, never indexed")
+    assert opened.storage.path(placement.rel_path).exists()
+    recovered(opened)
+    assert not opened.storage.path(placement.rel_path).exists()
+    assert location_paths(opened) == []
+
+
+def test_crash_after_commit_before_confirm_keeps_the_file(opened: ServiceContext) -> None:
+    """Killed after the commit but before the journal entry was dropped: the file stays,
+    the journal entry goes."""
+    placement = placed(opened, b"indexed, journal left")
+    commit_row(opened, placement.rel_path, b"indexed, journal left")
+    recovered(opened)
+    assert opened.storage.path(placement.rel_path).read_bytes() == b"indexed, journal left"
+    assert location_paths(opened) == [placement.rel_path]
+
+
+def test_committed_row_whose_final_name_was_lost_is_relinked(opened: ServiceContext) -> None:
+    """The row is committed but the final name did not survive (only the journal entry
+    did): recovery gives the file its final name back."""
+    placement = placed(opened, b"journal only, row committed")
+    commit_row(opened, placement.rel_path, b"journal only, row committed")
+    opened.storage.path(placement.rel_path).unlink()
+    recovered(opened)
+    assert opened.storage.path(placement.rel_path).read_bytes() == b"journal only, row committed"
+
+
+def test_journal_entry_without_final_name_or_row_is_removed(opened: ServiceContext) -> None:
+    """Killed between renaming to the journal entry and linking the final name: nothing
+    is left."""
+    placement = placed(opened, b"renamed, not linked")
+    opened.storage.path(placement.rel_path).unlink()
+    recovered(opened)
+    assert location_paths(opened) == []
+
+
+@pytest.mark.parametrize("file_left", [True, False])
+def test_location_marked_to_delete_is_finished(opened: ServiceContext, file_left: bool) -> None:
+    """Killed after a replacement was committed but before the replaced file and row
+    were removed: recovery removes both (or just the row when the file already went)."""
+    placement = placed(opened, b"replaced by a newer object")
+    commit_row(opened, placement.rel_path, b"replaced by a newer object")
+    placement.confirm()
+    with opened.db.write() as session:
+        session.execute(update(Location).values(status=LocationStatus.TO_DELETE))
+    if not file_left:
+        opened.storage.delete(placement.rel_path)
+    recovered(opened)
+    assert location_paths(opened) == []
+    assert not opened.storage.path(placement.rel_path).exists()
+
+
+def test_archive_start_runs_recovery(make_config: Callable[..., Config]) -> None:
+    """Starting the archive after a crash finishes recovery before it serves."""
+    config = make_config()
+    first = Archive(config)
+    services = first.open()
+    orphan = placed(services, b"orphan")
+    kept = placed(services, b"kept")
+    commit_row(services, kept.rel_path, b"kept")
+    first.stop()
+    second = Archive(config)
+    second.start(listen=False)
+    try:
+        assert not services.storage.path(orphan.rel_path).exists()
+        assert services.storage.path(kept.rel_path).read_bytes() == b"kept"
+        assert_files_match_index(config.database.url, config.storage.path)
+    finally:
+        second.stop()
+
+
+# -- a full disk -------------------------------------------------------------------------
+
+FILE_SIZE_LIMIT = 4 * 1024 * 1024
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _limit_file_size() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+
+
+@pytest.fixture
+def serve_with_small_disk(tmp_path: Path, db_url: str) -> Iterator[tuple[int, Path]]:
+    """`pacs-console serve` that cannot write files larger than 4 MiB (RLIMIT_FSIZE: the
+    write fails as it does on a full disk). Yields (port, storage root)."""
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(make_config_text(tmp_path, db_url, port))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "serve", "--config", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_limit_file_size,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "serve did not listen within 30 s"
+            time.sleep(0.05)
+        yield port, tmp_path / "fs1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
+def test_full_disk_fails_the_store_with_a700_and_leaves_nothing(
+    serve_with_small_disk: tuple[int, Path], db_url: str
+) -> None:
+    """An object the storage cannot hold: A700 with an error comment, no file, no row, an
+    empty `.tmp`; the same association then stores a small object."""
+    port, root = serve_with_small_disk
+    big = dicomgen.ct(size=1600)  # 5 MB of pixel data
+    small = dicomgen.ct()
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(CTImageStorage)
+    assoc = ae.associate("127.0.0.1", port, ae_title="DCM4CHEE")
+    try:
+        failed = assoc.send_c_store(big)
+        assert failed.Status == 0xA700
+        assert failed.ErrorComment.startswith("storage ")  # "storage error: File too large"
+        assert_files_match_index(db_url, root)
+        assert not any(p.is_file() for p in root.rglob("*"))
+        assert assoc.send_c_store(small).Status == 0
+    finally:
+        assoc.release()
+    assert_files_match_index(db_url, root)
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert list(conn.scalars(select(Instance.sop_iuid))) == [small.SOPInstanceUID]
+    finally:
+        engine.dispose()
