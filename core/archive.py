@@ -12,6 +12,8 @@ from core.db.engine import Database
 from core.events import EventBus
 from core.net import dimse
 from core.net.echo_scp import handle_echo
+from core.net.get_scp import handle_get
+from core.net.move_scp import handle_move
 from core.net.server import DicomServer, StartupError
 from core.net.store_scp import handle_store
 from core.services.context import ServiceContext
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 HANDLERS = {
     dimse.C_ECHO_RQ: handle_echo,
     dimse.C_STORE_RQ: handle_store,
+    dimse.C_MOVE_RQ: handle_move,
+    dimse.C_GET_RQ: handle_get,
 }
 
 

@@ -1,0 +1,164 @@
+"""Retrieve: the stored instances a validated C-MOVE/C-GET identifier asks for.
+
+As in dcm4chee's RetrieveService, a retrieve selects by unique keys only: the UID list at
+the requested level, the unique keys of the levels above it that the identifier carries
+(all of them unless relational retrieval was negotiated), and in the Patient Root model the
+Patient ID (with its issuer when given). Other keys of the identifier are ignored. Only
+instances the AE's view shows, and only their locations with status OK on this storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import Dataset
+from sqlalchemy import ColumnElement, Row, Select, or_, select
+
+from core.config import View
+from core.db.models import Instance, Location, LocationStatus, Patient, Series, Study
+from core.services.context import ServiceContext
+from core.services.identifier import MODEL_LEVELS, UNIQUE_KEYS, values
+
+ISSUER_OF_PATIENT_ID = 0x00100021
+# Bind parameters per statement: far below SQLite's (32766) and PostgreSQL's (65535) limits.
+CHUNK = 1000
+
+# Rejection codes as Instance.rejection_code stores them, shown by dcm4chee's IOCM views.
+QUALITY = "113001^DCM"
+PATIENT_SAFETY = "113037^DCM"
+WRONG_MWL = "113038^DCM"
+RETENTION_EXPIRED = "113039^DCM"
+_ONLY_REJECTED = {
+    View.IOCM_QUALITY: QUALITY,
+    View.IOCM_PAT_SAFETY: PATIENT_SAFETY,
+    View.IOCM_WRONG_MWL: WRONG_MWL,
+    View.IOCM_EXPIRED: RETENTION_EXPIRED,
+}
+
+_KEY_COLUMNS = {
+    "PATIENT": Patient.patient_id,
+    "STUDY": Study.study_iuid,
+    "SERIES": Series.series_iuid,
+    "IMAGE": Instance.sop_iuid,
+}
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """One instance to send: what the C-STORE needs and where its file is."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    path: Path
+    transfer_syntax: str
+    size: int
+
+
+def _visible(view: View) -> ColumnElement[bool] | None:
+    """The instances an AE's view shows (dcm4chee's query/retrieve views)."""
+    code = Instance.rejection_code
+    if view is View.REGULAR:
+        return code.is_(None)
+    if view is View.AS_RECEIVED:
+        return None
+    return code == _ONLY_REJECTED[view]
+
+
+def _statement(
+    services: ServiceContext, identifier: Dataset, model: str, level: str, view: View
+) -> Select:
+    levels = MODEL_LEVELS[model]
+    stmt = (
+        select(
+            Study.pk.label("study_pk"),
+            Series.series_number,
+            Series.pk.label("series_pk"),
+            Instance.instance_number,
+            Instance.pk,
+            Instance.sop_cuid,
+            Instance.sop_iuid,
+            Location.storage_path,
+            Location.transfer_syntax_uid,
+            Location.size,
+        )
+        .join(Location, Location.instance_fk == Instance.pk)
+        .join(Series, Instance.series_fk == Series.pk)
+        .join(Study, Series.study_fk == Study.pk)
+        .where(Location.status == LocationStatus.OK, Location.storage_id == services.storage.id)
+        .order_by(
+            Study.pk,
+            Series.series_number.asc().nulls_last(),
+            Series.pk,
+            Instance.instance_number.asc().nulls_last(),
+            Instance.pk,
+            # Of two OK locations (a replacement in flight) the newest comes first.
+            Location.pk.desc(),
+        )
+    )
+    if model == "PATIENT":
+        stmt = stmt.join(Patient, Study.patient_fk == Patient.pk)
+        issuer = values(identifier, ISSUER_OF_PATIENT_ID)
+        if issuer:
+            stmt = stmt.where(or_(Patient.issuer == issuer[0], Patient.issuer.is_(None)))
+    # The unique keys above the requested level are single values (validated).
+    for above in levels[: levels.index(level)]:
+        found = values(identifier, UNIQUE_KEYS[above][0])
+        if found:
+            stmt = stmt.where(_KEY_COLUMNS[above] == found[0])
+    visible = _visible(view)
+    return stmt if visible is None else stmt.where(visible)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _order(row: Row) -> tuple:
+    """The statement's ORDER BY, for merging chunks (None last, as NULLS LAST)."""
+    return (
+        row.study_pk,
+        row.series_number is None,
+        row.series_number or 0,
+        row.series_pk,
+        row.instance_number is None,
+        row.instance_number or 0,
+        row.pk,
+    )
+
+
+def find_instances(
+    services: ServiceContext, identifier: Dataset, model: str, level: str, view: View
+) -> list[StoredInstance]:
+    """The instances matching a retrieve identifier already validated for `model` ("PATIENT"
+    or "STUDY") at `level`, in study, series number, instance number order."""
+    stmt = _statement(services, identifier, model, level, view)
+    uids = values(identifier, UNIQUE_KEYS[level][0])
+    column = _KEY_COLUMNS[level]
+    with services.db.read() as session:
+        rows = [
+            row
+            for chunk in _chunks(uids, CHUNK)
+            for row in session.execute(stmt.where(column.in_(chunk)))
+        ]
+    if len(uids) > CHUNK:
+        # Each chunk came ordered; a stable sort keeps the newest location first.
+        rows.sort(key=_order)
+    found: list[StoredInstance] = []
+    seen: set[int] = set()
+    for row in rows:
+        if row.pk in seen:
+            continue
+        seen.add(row.pk)
+        found.append(
+            StoredInstance(
+                sop_class_uid=row.sop_cuid,
+                sop_instance_uid=row.sop_iuid,
+                path=services.storage.path(row.storage_path),
+                transfer_syntax=row.transfer_syntax_uid,
+                size=row.size,
+            )
+        )
+    return found
