@@ -1,0 +1,332 @@
+"""The query use case: Patient/Study Root C-FIND at every level, and the console's searches.
+
+A Query names a level, its matching keys and its return keys. `find()` streams the
+response data sets (the database answers in chunks: no result is ever held whole),
+`count()` and `page()` serve paged result tables. Matching is core.db.matching; what an AE
+sees is core.db.views. Responses carry only the requested keys (empty when there is no
+value, as dcm4che does), with values from the `attrs` JSON of each level and the computed
+keys (numbers of related objects, modalities and SOP classes in study) counted in SQL
+over the instances visible in the view.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from pydicom import Dataset
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.tag import BaseTag
+from sqlalchemy import ColumnElement, FromClause, Select, func, select
+
+from core.config import View
+from core.db import computed, matching, views
+from core.db.models import Instance, Patient, Series, Study
+from core.dicom import attributes
+from core.services.context import ServiceContext
+from core.services.identifier import QUERY_RETRIEVE_LEVEL, validate
+
+LEVELS = matching.LEVELS
+SPECIFIC_CHARACTER_SET = attributes.SPECIFIC_CHARACTER_SET
+RETRIEVE_AE_TITLE = 0x00080054
+INSTANCE_AVAILABILITY = 0x00080056
+# Values from several levels (and so maybe several character sets) share one response:
+# UTF-8 can carry them all.
+UTF8 = "ISO_IR 192"
+
+_patient = Patient.__table__
+_study = Study.__table__
+_series = Series.__table__
+_instance = Instance.__table__
+
+# Each level's rows joined with the rows of the levels above.
+_FROM: dict[str, FromClause] = {
+    "PATIENT": _patient,
+    "STUDY": _study.join(_patient, _study.c.patient_fk == _patient.c.pk),
+    "SERIES": _series.join(_study, _series.c.study_fk == _study.c.pk).join(
+        _patient, _study.c.patient_fk == _patient.c.pk
+    ),
+    "IMAGE": _instance.join(_series, _instance.c.series_fk == _series.c.pk)
+    .join(_study, _series.c.study_fk == _study.c.pk)
+    .join(_patient, _study.c.patient_fk == _patient.c.pk),
+}
+_TABLE = {"PATIENT": _patient, "STUDY": _study, "SERIES": _series, "IMAGE": _instance}
+
+# Which level's `attrs` keeps an attribute (dcm4chee's attribute filters).
+_ATTRS_LEVEL: dict[int, str] = {
+    tag: level
+    for level, tags in (
+        ("PATIENT", attributes.PATIENT),
+        ("STUDY", attributes.STUDY),
+        ("SERIES", attributes.SERIES),
+        ("IMAGE", attributes.INSTANCE),
+    )
+    for tag in tags
+    if tag != SPECIFIC_CHARACTER_SET
+}
+
+
+# -- the query ---------------------------------------------------------------------------
+
+
+def _vr(tag: int) -> str:
+    try:
+        return dictionary_VR(tag).split(" or ")[0]
+    except KeyError:
+        return "UN"
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to look for: the level (PATIENT, STUDY, SERIES or IMAGE), matching values by
+    tag (DICOM strings: wildcards, ranges, UID lists), the return keys as (tag, VR), the
+    AE's view, and the AE title to answer as RetrieveAETitle."""
+
+    level: str
+    keys: Mapping[int, str] = field(default_factory=dict)
+    returns: tuple[tuple[int, str], ...] = ()
+    view: View = View.REGULAR
+    retrieve_aet: str | None = None
+
+    @classmethod
+    def from_identifier(
+        cls,
+        identifier: Dataset,
+        model: str,
+        *,
+        relational: bool,
+        view: View,
+        retrieve_aet: str | None,
+    ) -> Query:
+        """The query of a C-FIND identifier in the Patient Root ("PATIENT") or Study Root
+        ("STUDY") model. Raises IdentifierError (A900, as dcm4che validates it) or
+        MatchingError for a key value that cannot be matched."""
+        level = validate(identifier, model, retrieve=False, relational=relational)
+        returns = []
+        # keys(), not the Dataset itself: iterating converts every value (a `*` in an IS
+        # key would not convert).
+        for tag in sorted(identifier.keys()):
+            if tag in (QUERY_RETRIEVE_LEVEL, SPECIFIC_CHARACTER_SET) or tag.element == 0:
+                continue
+            elem = identifier.get_item(tag)
+            returns.append((int(tag), (elem.VR if elem is not None else None) or _vr(tag)))
+        return cls(level, matching.identifier_keys(identifier), tuple(returns), view, retrieve_aet)
+
+    @classmethod
+    def of(
+        cls,
+        level: str,
+        match: Mapping[str, str] | None = None,
+        returns: Iterable[str] = (),
+        *,
+        view: View = View.REGULAR,
+    ) -> Query:
+        """A query by keywords, as the console's search forms build it:
+        `Query.of("STUDY", {"PatientName": "DOE*"}, ["StudyDate", "StudyDescription"])`."""
+        if level not in LEVELS:
+            raise ValueError(f"unknown query level {level!r}")
+        keys = {_tag(k): v for k, v in (match or {}).items()}
+        return cls(level, keys, tuple((_tag(k), _vr(_tag(k))) for k in returns), view)
+
+
+def _tag(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise ValueError(f"unknown attribute keyword {keyword!r}")
+    return int(tag)
+
+
+def _where(query: Query) -> list[ColumnElement[bool]]:
+    return [
+        views.visible(query.level, query.view),
+        *matching.conditions(query.level, query.keys, query.view),
+    ]
+
+
+@lru_cache(maxsize=256)
+def _select(level: str, view: View, stored: tuple[str, ...], tags: tuple[int, ...]) -> Select:
+    """The part of a query's statement that does not depend on the matching values, built
+    once: the `attrs` of the `stored` levels, the computed keys `tags`, the view."""
+    columns: list[ColumnElement[Any]] = [_TABLE[name].c.attrs.label(name) for name in stored]
+    columns += [computed.expression(tag, view) for tag in tags]
+    # A query for no attribute still needs one column per match.
+    columns.append(_TABLE[level].c.pk.label("pk"))
+    return select(*columns).select_from(_FROM[level]).where(views.visible(level, view))
+
+
+def _statement(query: Query) -> Select[Any]:
+    """SELECT the `attrs` of the levels that hold requested keys, and the computed keys
+    of this level and the levels above; WHERE the view and the matching keys."""
+    above = LEVELS[: LEVELS.index(query.level) + 1]
+    wanted = {_ATTRS_LEVEL.get(tag) for tag, _ in query.returns}
+    return _select(
+        query.level,
+        query.view,
+        tuple(level for level in above if level in wanted),
+        tuple(
+            tag
+            for tag, _ in query.returns
+            if tag in computed.BY_TAG and computed.BY_TAG[tag].level in above
+        ),
+    ).where(*matching.conditions(query.level, query.keys, query.view))
+
+
+# -- responses ---------------------------------------------------------------------------
+
+# Values of these VRs are kept as raw bytes, encoded once: pydicom writes them as they are,
+# several times faster than converting JSON to values and values to bytes.
+_TEXT_VRS = frozenset(
+    ["AE", "AS", "CS", "DA", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"]
+)
+_BINARY_VRS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d"}
+_PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+
+
+def _strings(vr: str, values: list[Any]) -> list[str]:
+    if vr == "PN":
+        return ["=".join(v.get(g, "") for g in _PN_GROUPS).rstrip("=") if v else "" for v in values]
+    return ["" if v is None else str(v) for v in values]
+
+
+def _raw(tag: int, vr: str, data: bytes) -> RawDataElement:
+    if len(data) % 2:
+        data += b"\0" if vr == "UI" else b" "
+    return RawDataElement(BaseTag(tag), vr, len(data), data, 0, False, True)
+
+
+def _ascii(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.isascii()
+    if isinstance(value, dict):
+        return all(_ascii(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_ascii(v) for v in value)
+    return True
+
+
+def _from_json(tag: int, entry: dict[str, Any]) -> DataElement:
+    value_key = next((k for k in ("Value", "InlineBinary", "BulkDataURI") if k in entry), None)
+    return DataElement.from_json(
+        Dataset,
+        attributes.key(tag),
+        entry["vr"],
+        entry.get(value_key) if value_key else None,
+        value_key,
+    )
+
+
+def _response(query: Query, row: Any) -> Dataset:
+    """One response: QueryRetrieveLevel and every requested key, empty without a value.
+    Text is encoded in UTF-8 when any value is not ASCII."""
+    mapping = row._mapping
+    stored: dict[str, dict[str, Any]] = {}
+    texts: list[tuple[int, str, list[str]]] = [(QUERY_RETRIEVE_LEVEL, "CS", [query.level])]
+    others: list[DataElement | RawDataElement] = []
+    non_ascii = False
+    for tag, vr in query.returns:
+        key = computed.BY_TAG.get(tag)
+        level = _ATTRS_LEVEL.get(tag)
+        entry: dict[str, Any] | None = None
+        if key is not None and key.keyword in mapping:
+            value = mapping[key.keyword]
+            values = [] if value is None else sorted(str(value).split("\\"))
+            texts.append((tag, _vr(tag), values))
+            continue
+        if tag == RETRIEVE_AE_TITLE:
+            texts.append((tag, "AE", [query.retrieve_aet or ""]))
+            continue
+        if tag == INSTANCE_AVAILABILITY:
+            texts.append((tag, "CS", ["ONLINE"]))
+            continue
+        if level is not None and level in mapping:
+            if level not in stored:
+                stored[level] = attributes.loads(mapping[level])
+            entry = stored[level].get(attributes.key(tag))
+        if entry is None or (not entry.get("Value") and "InlineBinary" not in entry):
+            if vr == "SQ":
+                others.append(DataElement(tag, "SQ", []))
+            else:
+                texts.append((tag, vr, []))
+        elif entry["vr"] in _TEXT_VRS and "Value" in entry:
+            texts.append((tag, entry["vr"], _strings(entry["vr"], entry["Value"])))
+        elif entry["vr"] in _BINARY_VRS and "Value" in entry and None not in entry["Value"]:
+            code = _BINARY_VRS[entry["vr"]]
+            data = struct.pack(f"<{len(entry['Value'])}{code}", *entry["Value"])
+            others.append(_raw(tag, entry["vr"], data))
+        else:
+            # Sequences, DS, binary data: pydicom converts these.
+            non_ascii = non_ascii or not _ascii(entry.get("Value"))
+            others.append(_from_json(tag, entry))
+    non_ascii = non_ascii or not all(v.isascii() for _, _, values in texts for v in values)
+    ds = Dataset()
+    encoding = "utf-8" if non_ascii else "ascii"
+    if non_ascii:
+        texts.append((SPECIFIC_CHARACTER_SET, "CS", [UTF8]))
+    for tag, vr, values in texts:
+        ds[tag] = _raw(tag, vr, "\\".join(values).encode(encoding))
+    for elem in others:
+        ds[elem.tag] = elem
+    # The raw values are Explicit VR Little Endian in the data set's character set: lets
+    # pydicom write them as they are.
+    ds.set_original_encoding(
+        False, True, convert_encodings(UTF8) if non_ascii else default_encoding
+    )
+    return ds
+
+
+def find(services: ServiceContext, query: Query, *, chunk: int = 100) -> Iterator[Dataset]:
+    """The responses of a query, fetched from the database `chunk` rows at a time. Raises
+    MatchingError at once (before any response) when a key cannot be matched. Close the
+    iterator when stopping early (C-CANCEL): that ends the read transaction."""
+    statement = _statement(query).execution_options(yield_per=chunk)
+
+    def stream() -> Iterator[Dataset]:
+        with services.db.read() as session:
+            for row in session.execute(statement):
+                yield _response(query, row)
+
+    return stream()
+
+
+def count(services: ServiceContext, query: Query) -> int:
+    """How many rows match (for the console's result counts and pagers)."""
+    statement = select(func.count()).select_from(_FROM[query.level]).where(*_where(query))
+    with services.db.read() as session:
+        return int(session.execute(statement).scalar_one())
+
+
+def page(
+    services: ServiceContext,
+    query: Query,
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    order: Sequence[str] = (),
+) -> list[Dataset]:
+    """One page of responses, ordered by matching-key keywords (`-` first for descending,
+    e.g. `("-StudyDate", "PatientName")`); rows in equal order keep insertion order."""
+    statement = _statement(query)
+    for item in order:
+        keyword = item.removeprefix("-")
+        tag = _tag(keyword)
+        key = matching.KEYS.get(tag)
+        # ModalitiesInStudy and SOPClassesInStudy match lower levels: nothing to sort by.
+        if (
+            key is None
+            or tag in computed.BY_TAG
+            or key.level not in LEVELS[: LEVELS.index(query.level) + 1]
+        ):
+            raise ValueError(f"cannot order {query.level} results by {keyword}")
+        column = key.column
+        if key.match is matching.person_name:
+            # Family name before given name: "DOE^JOHN" ahead of "DOERING^MAX".
+            column = func.replace(column, "^", " ")
+        statement = statement.order_by(column.desc() if item.startswith("-") else column)
+    statement = statement.order_by(_TABLE[query.level].c.pk).offset(offset).limit(limit)
+    with services.db.read() as session:
+        return [_response(query, row) for row in session.execute(statement)]
