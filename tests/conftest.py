@@ -17,6 +17,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -137,6 +138,14 @@ def dcmtk() -> Callable[[str], str]:
         return str(path)
 
     return tool
+
+
+def nodelay(assoc: Any) -> Any:
+    """Turn on TCP_NODELAY for a pynetdicom association (pynetdicom leaves Nagle's
+    algorithm on, so every request would wait ~40 ms for a delayed ACK)."""
+    if assoc.is_established:
+        assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return assoc
 
 
 def dcmtk_env() -> dict[str, str]:

@@ -3,7 +3,9 @@
 Each level keeps the columns that queries match on, plus `attrs`: the level's attributes
 (dcm4chee's attribute filter) as DICOM JSON, from which query responses are built.
 Text columns have no length limit: objects are stored as received, even with values
-longer than their VR allows.
+longer than their VR allows. On PostgreSQL they use the "C" collation (set by the
+migrations): prefix matches become range conditions (core.db.matching), which an index
+serves only under byte order, the order SQLite compares in.
 Values are stored as received (DA as YYYYMMDD, TM as HHMMSS.FFFFFF); `*_upper` columns
 hold upper-cased person names for dcm4chee's case-insensitive PN matching.
 """
@@ -21,11 +23,13 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets 64-bit keys.
 BigPK = BigInteger().with_variant(Integer, "sqlite")
+
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -113,7 +117,7 @@ class Instance(Base):
     instance_number: Mapped[int | None] = mapped_column(Integer)
     content_date: Mapped[str | None] = mapped_column(String)
     content_time: Mapped[str | None] = mapped_column(String)
-    rejection_code: Mapped[str | None] = mapped_column(String, index=True)
+    rejection_code: Mapped[str | None] = mapped_column(String)
     source_aet: Mapped[str | None] = mapped_column(String)
     attrs: Mapped[str] = mapped_column(Text, default="{}")
     created: Mapped[datetime] = mapped_column(DateTime)
@@ -121,6 +125,17 @@ class Instance(Base):
 
     series: Mapped[Series] = relationship(back_populates="instances")
     locations: Mapped[list[Location]] = relationship(back_populates="instance")
+
+    # Only rejected instances are indexed: the regular view asks for rejection_code IS NULL,
+    # which must be answered by the series_fk index, not by a walk over this one.
+    __table_args__ = (
+        Index(
+            "ix_instance_rejected",
+            "rejection_code",
+            sqlite_where=text("rejection_code IS NOT NULL"),
+            postgresql_where=text("rejection_code IS NOT NULL"),
+        ),
+    )
 
 
 class LocationStatus:

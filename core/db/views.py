@@ -11,7 +11,7 @@ resolves the name to the nearest scope.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, func, select, true
+from sqlalchemy import ColumnElement, exists, select, true
 
 from core.config import View
 from core.db.models import Instance, Patient, Series, Study
@@ -41,10 +41,7 @@ def instance_visible(view: View) -> ColumnElement[bool]:
     if view == View.AS_RECEIVED:
         return true()
     if view == View.REGULAR:
-        # An expression, not `rejection_code IS NULL`: SQLite (without statistics) would
-        # walk the rejection_code index over all non-rejected instances, i.e. nearly all,
-        # instead of the instances of the series at hand.
-        return func.coalesce(_instance.c.rejection_code, "") == ""
+        return _instance.c.rejection_code.is_(None)
     return _instance.c.rejection_code == _ONLY_REJECTED_WITH[View(view)]
 
 

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import logging
 from contextlib import closing
-from io import BytesIO
-
-from pydicom.uid import UID
-from pynetdicom.dsutils import decode, encode
 
 from core.db.matching import MatchingError
+from core.dicom.codec import decode_identifier, encode_identifier
 from core.net import dimse
 from core.net.association import AssociationClosed
 from core.net.contexts import FIND_MODELS
@@ -53,9 +50,9 @@ def _find(request: Request, raw: bytes | None) -> int:
         return _failed(request, SOP_CLASS_NOT_SUPPORTED, "SOP Class not supported for C-FIND")
     if raw is None:
         return _failed(request, CANNOT_UNDERSTAND, "C-FIND-RQ without identifier")
-    syntax = UID(request.ctx.transfer_syntax)
+    syntax = request.ctx.transfer_syntax
     try:
-        identifier = decode(BytesIO(raw), syntax.is_implicit_VR, syntax.is_little_endian)
+        identifier = decode_identifier(raw, syntax)
     except Exception as exc:
         return _failed(request, CANNOT_UNDERSTAND, f"Cannot decode identifier: {_reason(exc)}")
     try:
@@ -73,9 +70,7 @@ def _find(request: Request, raw: bytes | None) -> int:
         for response in results:
             if _cancelled(request):
                 return _final(request, CANCEL)
-            data = encode(response, syntax.is_implicit_VR, syntax.is_little_endian)
-            if data is None:
-                raise ValueError("cannot encode a response")
+            data = encode_identifier(response, syntax)
             request.assoc.send_command(
                 request.ctx.id,
                 dimse.response(request.command, dimse.C_FIND_RSP, PENDING, has_dataset=True),

@@ -8,15 +8,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from io import BytesIO
 
 from pydicom import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.dicom.uids import IMPLICIT_VR_LE
+from core.dicom.codec import decode_identifier, encode_identifier
 from core.net import dimse
 from core.net.association import AssociationClosed, ConnectionLost
 from core.net.server import Request
@@ -47,22 +43,6 @@ class RetrieveFailure(Exception):
         self.status = status
         self.comment = comment
         self.offending = offending
-
-
-def decode_identifier(raw: bytes, transfer_syntax: str) -> Dataset:
-    """An identifier received on a context with `transfer_syntax` (Implicit/Explicit LE)."""
-    return read_dataset(
-        BytesIO(raw), is_implicit_VR=transfer_syntax == IMPLICIT_VR_LE, is_little_endian=True
-    )
-
-
-def encode_identifier(ds: Dataset, transfer_syntax: str) -> bytes:
-    """`ds` encoded for a context with `transfer_syntax` (Implicit/Explicit LE)."""
-    buffer = DicomBytesIO()
-    buffer.is_implicit_VR = transfer_syntax == IMPLICIT_VR_LE
-    buffer.is_little_endian = True
-    write_dataset(buffer, ds)
-    return buffer.getvalue()
 
 
 def _first_line(exc: BaseException) -> str:

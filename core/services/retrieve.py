@@ -14,28 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import Dataset
-from sqlalchemy import ColumnElement, Row, Select, or_, select
+from sqlalchemy import Row, Select, or_, select
 
 from core.config import View
 from core.db.models import Instance, Location, LocationStatus, Patient, Series, Study
+from core.db.views import instance_visible
 from core.services.context import ServiceContext
 from core.services.identifier import MODEL_LEVELS, UNIQUE_KEYS, values
 
 ISSUER_OF_PATIENT_ID = 0x00100021
 # Bind parameters per statement: far below SQLite's (32766) and PostgreSQL's (65535) limits.
 CHUNK = 1000
-
-# Rejection codes as Instance.rejection_code stores them, shown by dcm4chee's IOCM views.
-QUALITY = "113001^DCM"
-PATIENT_SAFETY = "113037^DCM"
-WRONG_MWL = "113038^DCM"
-RETENTION_EXPIRED = "113039^DCM"
-_ONLY_REJECTED = {
-    View.IOCM_QUALITY: QUALITY,
-    View.IOCM_PAT_SAFETY: PATIENT_SAFETY,
-    View.IOCM_WRONG_MWL: WRONG_MWL,
-    View.IOCM_EXPIRED: RETENTION_EXPIRED,
-}
 
 _KEY_COLUMNS = {
     "PATIENT": Patient.patient_id,
@@ -54,16 +43,6 @@ class StoredInstance:
     path: Path
     transfer_syntax: str
     size: int
-
-
-def _visible(view: View) -> ColumnElement[bool] | None:
-    """The instances an AE's view shows (dcm4chee's query/retrieve views)."""
-    code = Instance.rejection_code
-    if view is View.REGULAR:
-        return code.is_(None)
-    if view is View.AS_RECEIVED:
-        return None
-    return code == _ONLY_REJECTED[view]
 
 
 def _statement(
@@ -107,8 +86,7 @@ def _statement(
         found = values(identifier, UNIQUE_KEYS[above][0])
         if found:
             stmt = stmt.where(_KEY_COLUMNS[above] == found[0])
-    visible = _visible(view)
-    return stmt if visible is None else stmt.where(visible)
+    return stmt.where(instance_visible(view))
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

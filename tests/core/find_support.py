@@ -3,7 +3,6 @@ C-STORE, and C-FIND helpers."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from pynetdicom.sop_class import (
 )
 
 from tests import dicomgen
+from tests.conftest import nodelay
 
 STUDY_ROOT = StudyRootQueryRetrieveInformationModelFind
 PATIENT_ROOT = PatientRootQueryRetrieveInformationModelFind
@@ -142,11 +142,9 @@ def corpus() -> Corpus:
 
 
 def connect(ae: AE, port: int, called: str = "DCM4CHEE", **kwargs: Any) -> Association:
-    """An association to the archive on 127.0.0.1. pynetdicom leaves Nagle's algorithm on:
-    each request (command, then data set) would wait ~40 ms for a delayed ACK."""
-    assoc = ae.associate("127.0.0.1", port, ae_title=called, **kwargs)
+    """An established association to the archive on 127.0.0.1, with TCP_NODELAY."""
+    assoc = nodelay(ae.associate("127.0.0.1", port, ae_title=called, **kwargs))
     assert assoc.is_established
-    assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return assoc
 
 

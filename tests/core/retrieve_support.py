@@ -14,7 +14,7 @@ from pynetdicom.sop_class import CTImageStorage
 from pynetdicom.transport import ThreadedAssociationServer
 
 from core.dicom.uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE
-from tests.conftest import free_port
+from tests.conftest import free_port, nodelay
 
 ALL_SYNTAXES = [
     EXPLICIT_VR_LE,
@@ -31,7 +31,7 @@ def store(port: int, datasets: Iterable[Dataset], calling: str = "ACME1") -> lis
     pairs = sorted({(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID) for ds in datasets})
     for sop_class, syntax in pairs:
         ae.add_requested_context(sop_class, [syntax])
-    assoc = ae.associate("127.0.0.1", port, ae_title="DCM4CHEE")
+    assoc = nodelay(ae.associate("127.0.0.1", port, ae_title="DCM4CHEE"))
     assert assoc.is_established
     try:
         return [assoc.send_c_store(ds).Status for ds in datasets]

@@ -31,13 +31,14 @@ from sqlalchemy import update
 
 from core.archive import Archive
 from core.config import Config, View
+from core.db import views
 from core.db.models import Instance, Location
+from core.dicom.codec import decode_identifier
 from core.dicom.transcode import TranscodeError, transcode
-from core.net.retrieve_scp import decode_identifier
 from core.services import retrieve
 from core.services.retrieve import find_instances
 from tests import dicomgen
-from tests.conftest import archive_port
+from tests.conftest import archive_port, nodelay
 from tests.core.retrieve_support import Destination, remote_ae, store
 
 GET_MODEL = StudyRootQueryRetrieveInformationModelGet
@@ -153,7 +154,7 @@ def test_find_instances_hides_rejected_and_unusable_locations(qr_archive: Archiv
         session.execute(
             update(Instance)
             .where(Instance.sop_iuid == rejected)
-            .values(rejection_code=retrieve.QUALITY)
+            .values(rejection_code=views.QUALITY)
         )
         pk = session.query(Instance.pk).filter(Instance.sop_iuid == deleting).scalar_subquery()
         session.execute(
@@ -206,12 +207,14 @@ class GetSCU:
         ae.add_requested_context(PatientRootQueryRetrieveInformationModelGet)
         ae.add_requested_context(CTImageStorage, syntaxes)
         roles = [build_role(CTImageStorage, scp_role=True)] if role else []
-        self.assoc = ae.associate(
-            "127.0.0.1",
-            port,
-            ae_title="DCM4CHEE",
-            ext_neg=roles,
-            evt_handlers=[(evt.EVT_C_STORE, self._on_store)],
+        self.assoc = nodelay(
+            ae.associate(
+                "127.0.0.1",
+                port,
+                ae_title="DCM4CHEE",
+                ext_neg=roles,
+                evt_handlers=[(evt.EVT_C_STORE, self._on_store)],
+            )
         )
         assert self.assoc.is_established
 
@@ -344,7 +347,7 @@ def _move_scu(port: int) -> object:
     ae.add_requested_context(MOVE_MODEL)
     ae.add_requested_context(PatientRootQueryRetrieveInformationModelMove)
     ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", port, ae_title="DCM4CHEE")
+    assoc = nodelay(ae.associate("127.0.0.1", port, ae_title="DCM4CHEE"))
     assert assoc.is_established
     return assoc
 

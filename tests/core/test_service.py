@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from core.db.models import Instance
 from tests import dicomgen
-from tests.conftest import Served, dcmtk_env, free_port, make_config_text
+from tests.conftest import Served, dcmtk_env, free_port, make_config_text, nodelay
 from tests.core.test_storage import assert_files_match_index
 
 Tool = Callable[[str], str]
@@ -61,7 +61,7 @@ def echo(port: int) -> int:
     """C-ECHO the served AE; it is answered once start-up (and recovery) is complete."""
     ae = AE(ae_title="PROBE")
     ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", port, ae_title="DCM4CHEE")
+    assoc = nodelay(ae.associate("127.0.0.1", port, ae_title="DCM4CHEE"))
     assert assoc.is_established
     try:
         return assoc.send_c_echo().Status
@@ -202,7 +202,7 @@ def test_association_beyond_the_maximum_is_rejected_others_keep_working(
     ae = AE(ae_title="HOLDER")
     ae.add_requested_context(Verification)
     ae.add_requested_context(CTImageStorage)
-    held = [ae.associate("127.0.0.1", port, ae_title="DCM4CHEE") for _ in range(2)]
+    held = [nodelay(ae.associate("127.0.0.1", port, ae_title="DCM4CHEE")) for _ in range(2)]
     try:
         assert all(a.is_established for a in held)
         echoscu = [dcmtk("echoscu"), "-aec", "DCM4CHEE", "127.0.0.1", str(port)]

@@ -32,7 +32,7 @@ from core.services.context import ServiceContext
 from core.services.recovery import recover
 from core.storage.filesystem import TMP, IncomingFile, Placement, layout, uid_hash
 from tests import dicomgen
-from tests.conftest import archive_port, free_port, make_config_text
+from tests.conftest import archive_port, free_port, make_config_text, nodelay
 
 LAYOUT = re.compile(r"^\d{4}/\d{2}/\d{2}/[0-9A-F]{8}/[0-9A-F]{8}/[0-9A-F]{8}(-\d+)?$")
 
@@ -106,7 +106,7 @@ def test_stored_instance_path_follows_the_layout(archive: Archive) -> None:
     ds = dicomgen.ct()
     ae = AE(ae_title="MODALITY")
     ae.add_requested_context(CTImageStorage)
-    assoc = ae.associate("127.0.0.1", archive_port(archive), ae_title="DCM4CHEE")
+    assoc = nodelay(ae.associate("127.0.0.1", archive_port(archive), ae_title="DCM4CHEE"))
     assert assoc.send_c_store(ds).Status == 0
     assoc.release()
     services = archive.services
@@ -323,7 +323,7 @@ def test_full_disk_fails_the_store_with_a700_and_leaves_nothing(
     small = dicomgen.ct()
     ae = AE(ae_title="MODALITY")
     ae.add_requested_context(CTImageStorage)
-    assoc = ae.associate("127.0.0.1", port, ae_title="DCM4CHEE")
+    assoc = nodelay(ae.associate("127.0.0.1", port, ae_title="DCM4CHEE"))
     try:
         failed = assoc.send_c_store(big)
         assert failed.Status == 0xA700

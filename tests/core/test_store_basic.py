@@ -11,13 +11,13 @@ from sqlalchemy import select
 from core.archive import Archive
 from core.db.models import Instance, Location, Series, Study
 from tests import dicomgen
-from tests.conftest import archive_port
+from tests.conftest import archive_port, nodelay
 
 
 def _store(port: int, datasets, calling: str = "ACME1") -> list[int]:
     ae = AE(ae_title=calling)
     ae.add_requested_context(CTImageStorage)
-    assoc = ae.associate("127.0.0.1", port, ae_title="DCM4CHEE")
+    assoc = nodelay(ae.associate("127.0.0.1", port, ae_title="DCM4CHEE"))
     assert assoc.is_established
     statuses = [assoc.send_c_store(ds).Status for ds in datasets]
     assoc.release()

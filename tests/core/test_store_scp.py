@@ -34,7 +34,7 @@ from core.net.association import Association
 from core.net.scu import associate
 from core.services.context import ServiceContext
 from tests import dicomgen
-from tests.conftest import archive_port
+from tests.conftest import archive_port, nodelay
 from tests.core.test_storage import assert_files_match_index
 
 
@@ -54,7 +54,7 @@ def pynet(archive: Archive, calling: str = "MODALITY") -> Iterator[PynetAssociat
     """A pynetdicom association to DCM4CHEE proposing CT Image Storage."""
     ae = AE(ae_title=calling)
     ae.add_requested_context(CTImageStorage)
-    assoc = ae.associate("127.0.0.1", archive_port(archive), ae_title="DCM4CHEE")
+    assoc = nodelay(ae.associate("127.0.0.1", archive_port(archive), ae_title="DCM4CHEE"))
     assert assoc.is_established
     try:
         yield assoc

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 01:23:56.104899
+Create Date: 2026-11-28 01:41:20.896428
 """
 
 import sqlalchemy as sa
@@ -15,15 +15,18 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Byte-order collation on PostgreSQL, as SQLite compares (see core.db.models).
+    postgres = op.get_bind().dialect.name == "postgresql"
+    text = sa.String(collation="C") if postgres else sa.String()
     op.create_table(
         "patient",
         sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("patient_id", sa.String(), nullable=True),
-        sa.Column("issuer", sa.String(), nullable=True),
-        sa.Column("patient_name", sa.String(), nullable=True),
-        sa.Column("patient_name_upper", sa.String(), nullable=True),
-        sa.Column("birth_date", sa.String(), nullable=True),
-        sa.Column("sex", sa.String(), nullable=True),
+        sa.Column("patient_id", text, nullable=True),
+        sa.Column("issuer", text, nullable=True),
+        sa.Column("patient_name", text, nullable=True),
+        sa.Column("patient_name_upper", text, nullable=True),
+        sa.Column("birth_date", text, nullable=True),
+        sa.Column("sex", text, nullable=True),
         sa.Column("attrs", sa.Text(), nullable=False),
         sa.Column("created", sa.DateTime(), nullable=False),
         sa.Column("updated", sa.DateTime(), nullable=False),
@@ -43,14 +46,14 @@ def upgrade() -> None:
         sa.Column(
             "patient_fk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
-        sa.Column("study_iuid", sa.String(), nullable=False),
-        sa.Column("study_date", sa.String(), nullable=True),
-        sa.Column("study_time", sa.String(), nullable=True),
-        sa.Column("accession_number", sa.String(), nullable=True),
-        sa.Column("study_id", sa.String(), nullable=True),
-        sa.Column("study_description", sa.String(), nullable=True),
-        sa.Column("referring_physician", sa.String(), nullable=True),
-        sa.Column("referring_physician_upper", sa.String(), nullable=True),
+        sa.Column("study_iuid", text, nullable=False),
+        sa.Column("study_date", text, nullable=True),
+        sa.Column("study_time", text, nullable=True),
+        sa.Column("accession_number", text, nullable=True),
+        sa.Column("study_id", text, nullable=True),
+        sa.Column("study_description", text, nullable=True),
+        sa.Column("referring_physician", text, nullable=True),
+        sa.Column("referring_physician_upper", text, nullable=True),
         sa.Column("attrs", sa.Text(), nullable=False),
         sa.Column("created", sa.DateTime(), nullable=False),
         sa.Column("updated", sa.DateTime(), nullable=False),
@@ -72,14 +75,14 @@ def upgrade() -> None:
         "series",
         sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("study_fk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("series_iuid", sa.String(), nullable=False),
-        sa.Column("modality", sa.String(), nullable=True),
+        sa.Column("series_iuid", text, nullable=False),
+        sa.Column("modality", text, nullable=True),
         sa.Column("series_number", sa.Integer(), nullable=True),
-        sa.Column("series_description", sa.String(), nullable=True),
-        sa.Column("body_part", sa.String(), nullable=True),
-        sa.Column("institution", sa.String(), nullable=True),
-        sa.Column("station_name", sa.String(), nullable=True),
-        sa.Column("source_aet", sa.String(), nullable=True),
+        sa.Column("series_description", text, nullable=True),
+        sa.Column("body_part", text, nullable=True),
+        sa.Column("institution", text, nullable=True),
+        sa.Column("station_name", text, nullable=True),
+        sa.Column("source_aet", text, nullable=True),
         sa.Column("attrs", sa.Text(), nullable=False),
         sa.Column("created", sa.DateTime(), nullable=False),
         sa.Column("updated", sa.DateTime(), nullable=False),
@@ -97,13 +100,13 @@ def upgrade() -> None:
         sa.Column(
             "series_fk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
-        sa.Column("sop_iuid", sa.String(), nullable=False),
-        sa.Column("sop_cuid", sa.String(), nullable=False),
+        sa.Column("sop_iuid", text, nullable=False),
+        sa.Column("sop_cuid", text, nullable=False),
         sa.Column("instance_number", sa.Integer(), nullable=True),
-        sa.Column("content_date", sa.String(), nullable=True),
-        sa.Column("content_time", sa.String(), nullable=True),
-        sa.Column("rejection_code", sa.String(), nullable=True),
-        sa.Column("source_aet", sa.String(), nullable=True),
+        sa.Column("content_date", text, nullable=True),
+        sa.Column("content_time", text, nullable=True),
+        sa.Column("rejection_code", text, nullable=True),
+        sa.Column("source_aet", text, nullable=True),
         sa.Column("attrs", sa.Text(), nullable=False),
         sa.Column("created", sa.DateTime(), nullable=False),
         sa.Column("updated", sa.DateTime(), nullable=False),
@@ -115,7 +118,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("instance", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_instance_rejection_code"), ["rejection_code"], unique=False
+            "ix_instance_rejected",
+            ["rejection_code"],
+            unique=False,
+            sqlite_where=sa.text("rejection_code IS NOT NULL"),
+            postgresql_where=sa.text("rejection_code IS NOT NULL"),
         )
         batch_op.create_index(batch_op.f("ix_instance_series_fk"), ["series_fk"], unique=False)
         batch_op.create_index(batch_op.f("ix_instance_sop_cuid"), ["sop_cuid"], unique=False)
@@ -126,12 +133,12 @@ def upgrade() -> None:
         sa.Column(
             "instance_fk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
-        sa.Column("storage_id", sa.String(), nullable=False),
-        sa.Column("storage_path", sa.String(), nullable=False),
+        sa.Column("storage_id", text, nullable=False),
+        sa.Column("storage_path", text, nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.Column("digest", sa.String(), nullable=False),
-        sa.Column("transfer_syntax_uid", sa.String(), nullable=False),
-        sa.Column("status", sa.String(), nullable=False),
+        sa.Column("digest", text, nullable=False),
+        sa.Column("transfer_syntax_uid", text, nullable=False),
+        sa.Column("status", text, nullable=False),
         sa.Column("created", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["instance_fk"], ["instance.pk"], name=op.f("fk_location_instance_fk_instance")
@@ -156,7 +163,11 @@ def downgrade() -> None:
     with op.batch_alter_table("instance", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_instance_sop_cuid"))
         batch_op.drop_index(batch_op.f("ix_instance_series_fk"))
-        batch_op.drop_index(batch_op.f("ix_instance_rejection_code"))
+        batch_op.drop_index(
+            "ix_instance_rejected",
+            sqlite_where=sa.text("rejection_code IS NOT NULL"),
+            postgresql_where=sa.text("rejection_code IS NOT NULL"),
+        )
 
     op.drop_table("instance")
     with op.batch_alter_table("series", schema=None) as batch_op:

@@ -1,0 +1,247 @@
+"""Shared pieces of the benchmarks: data, ports, peers (DCMTK, Orthanc, pacs-console serve).
+
+Benchmarks print figures; they are not tests. Servers listen on 127.0.0.1 only; DCMTK's
+storescp and Orthanc cannot choose their address, so they run with bind_localhost.so
+preloaded (built from tests/tools/bind_localhost.c).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+ROOT = Path(__file__).resolve().parent
+REPO = ROOT.parent
+OUT = ROOT / "out"
+DCMTK = Path(os.environ.get("PACS_BENCH_DCMTK_BIN", "/usr/bin"))
+ENV = {**os.environ, "TCP_NODELAY": "1"}
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    """Wait until something accepts connections on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port} after {timeout}s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 30 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def bind_shim() -> Path:
+    """Build bind_localhost.so (once) and return its path."""
+    so = OUT / "bind_localhost.so"
+    source = REPO / "tests" / "tools" / "bind_localhost.c"
+    if not source.exists():
+        source = REPO.parent / "shared" / "tools" / "bind_localhost.c"
+    if not so.exists() or so.stat().st_mtime < source.stat().st_mtime:
+        OUT.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-O2", "-o", str(so), str(source), "-ldl"], check=True
+        )
+    return so
+
+
+def ct_series(
+    folder: Path, count: int, size: int, studies: int, series_per_study: int, seed: int = 0
+) -> list[Path]:
+    """`count` CT images of size x size, 16-bit, spread over studies and series."""
+    folder.mkdir(parents=True, exist_ok=True)
+    study_uids = [generate_uid() for _ in range(studies)]
+    series_uids = [[generate_uid() for _ in range(series_per_study)] for _ in study_uids]
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 4000, (size, size), dtype=np.uint16).tobytes()
+    paths = []
+    for i in range(count):
+        st, se = i % studies, (i // studies) % series_per_study
+        ds = Dataset()
+        ds.SOPClassUID = CTImageStorage
+        ds.SOPInstanceUID = generate_uid()
+        ds.PatientName = f"Bench^Patient{st}"
+        ds.PatientID = f"BENCH{st}"
+        ds.StudyInstanceUID = study_uids[st]
+        ds.SeriesInstanceUID = series_uids[st][se]
+        ds.StudyDate = "20260101"
+        ds.StudyTime = "120000"
+        ds.AccessionNumber = f"BA{st}"
+        ds.StudyDescription = "Benchmark"
+        ds.Modality = "CT"
+        ds.SeriesNumber = se + 1
+        ds.InstanceNumber = i + 1
+        ds.Rows = ds.Columns = size
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+        ds.PixelRepresentation = 0
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.PixelData = pixels
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta = meta
+        path = folder / f"{i:05d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def split(paths: list[Path], parts: int, folder: Path) -> list[Path]:
+    """Spread files round-robin over `parts` folders of symlinks (one per association)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    dirs = [folder / str(k) for k in range(parts)]
+    for d in dirs:
+        d.mkdir(parents=True)
+    for i, path in enumerate(paths):
+        (dirs[i % parts] / path.name).symlink_to(path)
+    return dirs
+
+
+def storescu(port: int, called: str, dirs: list[Path]) -> float:
+    """Send each folder over its own DCMTK storescu association, in parallel; seconds."""
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [str(DCMTK / "storescu"), "-aec", called, "127.0.0.1", str(port), "+sd", str(d)],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for d in dirs
+    ]
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"storescu failed: {err.strip()[:500]}")
+    return time.perf_counter() - start
+
+
+@dataclass
+class Peer:
+    """A running storage SCP under test."""
+
+    name: str
+    called: str
+    port: int
+    proc: subprocess.Popen
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+
+def start_storescp(workdir: Path) -> Peer:
+    """DCMTK's storescp writing every object to a folder: the raw limit of the machine."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(DCMTK / "storescp"), "-aet", "STORESCP", "-od", str(workdir), str(port)],
+        env={**ENV, "LD_PRELOAD": str(bind_shim())},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_port(port, proc)
+    return Peer("storescp", "STORESCP", port, proc)
+
+
+def start_archive(workdir: Path, db_url: str | None = None, extra: str = "") -> Peer:
+    """`pacs-console serve` with a fresh SQLite database (or `db_url`) under `workdir`."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    port = free_port()
+    config = workdir / "config.toml"
+    database = f'[database]\nurl = "{db_url}"\n' if db_url else ""
+    config.write_text(
+        f'{database}[[ae]]\ntitle = "DCM4CHEE"\nhost = "127.0.0.1"\nport = {port}\n{extra}'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "serve", "--config", str(config)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "serve.log", "w"),  # noqa: SIM115 - closed with the process
+    )
+    wait_port(port, proc)
+    return Peer("pacs-console", "DCM4CHEE", port, proc)
+
+
+def fresh_schema(url: str) -> str:
+    """An empty schema in the PostgreSQL database at `url`, dropped when the benchmark
+    exits; returns the URL that uses it."""
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+
+    def drop() -> None:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        engine.dispose()
+
+    atexit.register(drop)
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+def orthanc_binary() -> str | None:
+    """Orthanc's executable, when installed (Debian package orthanc)."""
+    return shutil.which("Orthanc")
+
+
+def start_orthanc(workdir: Path) -> Peer:
+    """Orthanc with its SQLite index and filesystem storage under `workdir`."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    port, http = free_port(), free_port()
+    config = workdir / "orthanc.json"
+    config.write_text(
+        "{"
+        f'"Name": "bench", "StorageDirectory": "{workdir / "db"}", '
+        f'"IndexDirectory": "{workdir / "db"}", "DicomAet": "ORTHANC", '
+        f'"DicomPort": {port}, "HttpPort": {http}, "RemoteAccessAllowed": false, '
+        '"Plugins": [], "DicomThreadsCount": 4'
+        "}"
+    )
+    binary = orthanc_binary()
+    assert binary is not None
+    proc = subprocess.Popen(
+        [binary, str(config)],
+        env={**ENV, "LD_PRELOAD": str(bind_shim())},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_port(port, proc)
+    return Peer("orthanc", "ORTHANC", port, proc)
