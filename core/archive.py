@@ -1,4 +1,4 @@
-"""The archive: wires configuration, database, storage and the DICOM listener."""
+"""The archive: wires configuration, database, storage, indexer and the DICOM listener."""
 
 from __future__ import annotations
 
@@ -10,40 +10,33 @@ from core.config import Config
 from core.db import migrate
 from core.db.engine import Database
 from core.events import EventBus
-from core.net import dimse
-from core.net.echo_scp import handle_echo
-from core.net.find_scp import handle_find
-from core.net.get_scp import handle_get
-from core.net.move_scp import handle_move
-from core.net.server import DicomServer, StartupError
-from core.net.store_scp import handle_store
+from core.net.handlers import HANDLERS
+from core.net.server import AssociationLimit, DicomServer, StartupError
 from core.services.context import ServiceContext
+from core.services.indexer import LocalIndexer, RemoteIndexer
 from core.services.recovery import recover
 from core.storage.filesystem import FileStorage, StorageError
+from core.workers import WorkerPool
 
 log = logging.getLogger(__name__)
-
-HANDLERS = {
-    dimse.C_ECHO_RQ: handle_echo,
-    dimse.C_STORE_RQ: handle_store,
-    dimse.C_FIND_RQ: handle_find,
-    dimse.C_MOVE_RQ: handle_move,
-    dimse.C_GET_RQ: handle_get,
-}
 
 
 class Archive:
     """One archive device. `start()` binds the ports first (so a port in use fails before
-    anything else happens), then opens database and storage, then listens and serves."""
+    anything else happens), then opens database and storage, then listens and serves:
+    in worker processes with an index writer process, or with `[network] processes = 0`
+    in threads of this process."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.events = EventBus()
         self.services: ServiceContext | None = None
         self.server: DicomServer | None = None
+        self.pool: WorkerPool | None = None
 
     def open(self) -> ServiceContext:
-        """Open database (creating or upgrading the schema) and storage."""
+        """Open database (creating or upgrading the schema) and storage, and finish what a
+        crash may have left half done. Stored objects are indexed in this process."""
         db = Database(self.config.database.url)
         try:
             migrate.upgrade(db.engine)
@@ -57,14 +50,16 @@ class Archive:
         except StorageError as exc:
             db.dispose()
             raise StartupError(str(exc)) from None
-        self.services = ServiceContext(self.config, db, storage, self.events)
+        self.services = ServiceContext(self.config, db, storage, self.events, LocalIndexer(db))
         recover(self.services)
         return self.services
 
     def start(self, listen: bool = True) -> None:
         """Bind, open, serve."""
+        workers = self.config.network.processes if listen else 0
         if listen:
-            self.server = DicomServer(self.config, HANDLERS)
+            limit = AssociationLimit(self.config.network.max_associations, max(workers, 1))
+            self.server = DicomServer(self.config, HANDLERS, limit)
             self.server.bind()
         try:
             services = self.open()
@@ -72,12 +67,30 @@ class Archive:
             if self.server:
                 self.server.close()
             raise
-        if self.server:
+        if self.server is None:
+            return
+        self.server.listen()
+        if workers == 0:
             self.server.start(services)
+            return
+        self.pool = WorkerPool(self.config, self.server)
+        try:
+            self.pool.start()
+        except RuntimeError as exc:
+            self.stop()
+            raise StartupError(str(exc)) from None
+        # What this process stores (console uploads) goes through the same writer.
+        services.indexer = RemoteIndexer(self.pool.address, self.pool.authkey)
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop serving: finish in-flight operations, release associations, close."""
-        if self.server:
-            self.server.stop(grace)
-        if self.services:
+        if self.pool is not None:
+            self.pool.grace = grace
+            self.pool.stop()
+        if self.server is not None:
+            if self.pool is None:
+                self.server.stop(grace)
+            self.server.close()
+        if self.services is not None:
+            self.services.indexer.close()
             self.services.db.dispose()

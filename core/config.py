@@ -6,6 +6,7 @@ and the value, so that the command line can print it and exit with status 2.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -87,7 +88,13 @@ class StorageConfig(_Section):
     path: str = f"{DEFAULT_DATA_DIR}/fs1"
 
 
+def _default_processes() -> int:
+    return min(os.cpu_count() or 1, 4)
+
+
 class NetworkConfig(_Section):
+    # Worker processes serving associations (0: threads of the main process only).
+    processes: int = Field(default_factory=_default_processes, ge=0, le=64)
     max_associations: int = Field(default=50, ge=1, le=10000)
     max_pdu_length: int = Field(default=1048576, ge=4096, le=67108864)
     acse_timeout: float = Field(default=30.0, gt=0)

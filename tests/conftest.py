@@ -100,10 +100,14 @@ port = {port}
 
 @pytest.fixture
 def make_config(tmp_path: Path, db_url: str) -> Callable[..., Config]:
-    """Build a Config for a test archive; `extra` TOML is appended (more AEs, remote AEs)."""
+    """Build a Config for an in-process test archive (`[network] processes = 0`: the
+    associations are served by threads of the test process, which tests can inspect);
+    `extra` TOML is appended (more AEs, remote AEs)."""
 
     def build(extra: str = "", port: int | None = None) -> Config:
-        return parse(make_config_text(tmp_path, db_url, port or free_port(), extra))
+        config = parse(make_config_text(tmp_path, db_url, port or free_port(), extra))
+        network = config.network.model_copy(update={"processes": 0})
+        return config.model_copy(update={"network": network})
 
     return build
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,18 @@ def _fields(model: type[BaseModel]) -> set[str]:
 
 
 def test_example_loads_and_documents_the_embedded_defaults(tmp_path: Path) -> None:
-    """The example is valid, and apart from its [[remote_ae]] sample its values are the
-    embedded defaults (so its 'default' comments cannot drift from the code)."""
+    """The example is valid, and apart from its [[remote_ae]] sample and the number of
+    worker processes (the default follows the CPU count) its values are the embedded
+    defaults (so its 'default' comments cannot drift from the code)."""
     copy = tmp_path / "config.toml"
     copy.write_text(EXAMPLE.read_text())
     example = load(copy)
     defaults = parse("", base=tmp_path)
-    assert example.model_dump(exclude={"remote_ae"}) == defaults.model_dump(exclude={"remote_ae"})
+    machine_dependent = {"remote_ae": True, "network": {"processes"}}
+    assert example.model_dump(exclude=machine_dependent) == defaults.model_dump(
+        exclude=machine_dependent
+    )
+    assert defaults.network.processes == min(os.cpu_count() or 1, 4)
     assert [r.title for r in example.remote_ae] == ["STORESCP"]
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -56,15 +57,38 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
 
 
-T = TypeVar("T")
+class _WriteLock:
+    """SQLite allows one writer at a time. Writers of this process queue on a thread lock,
+    writers of other processes (index writer, workers, an attached console) on an flock of
+    a file beside the database: both wake the next writer at once, where SQLite's busy
+    handler would sleep in steps of up to 100 ms."""
 
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+        self._thread = threading.Lock()
 
-@dataclass(eq=False)
-class _Job:
-    work: Callable[[Connection], Any]
-    result: Any = None
-    error: BaseException | None = None
-    done: bool = False
+    def __enter__(self) -> None:
+        self._thread.acquire()
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread.release()
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class Database:
@@ -76,14 +100,10 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
-        # SQLite has one writer; queueing our own threads here is far cheaper than letting
-        # them meet SQLite's busy handler, which sleeps in steps of up to 100 ms.
-        self._sqlite_lock: AbstractContextManager[object] = (
-            threading.Lock() if self.is_sqlite else nullcontext()
+        path = make_url(url).database if self.is_sqlite else None
+        self._write_lock: AbstractContextManager[object] = (
+            _WriteLock(f"{path}.lock") if path and path != ":memory:" else threading.Lock()
         )
-        self._batch_lock = threading.Lock()
-        self._pending: list[_Job] = []
-        self._pending_lock = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -98,42 +118,21 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on any exception."""
-        with self._sqlite_lock, self._write_sessions() as session, session.begin():
+        with self._locked(), self._write_sessions() as session, session.begin():
             yield session
 
-    def write_batched(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in a write transaction, possibly together with the work of other
-        threads waiting at the same moment, so that one commit (one WAL fsync) serves them
-        all. `work` must be safe to re-run: if the shared transaction fails, each job is run
-        again alone, so one bad job cannot fail the others. Returns `work`'s result or
-        raises its exception."""
-        job = _Job(work)
-        with self._pending_lock:
-            self._pending.append(job)
-        with self._batch_lock:
-            if not job.done:
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
-                self._run_batch(batch)
-        if job.error is not None:
-            raise job.error
-        return job.result  # type: ignore[return-value]
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A Core connection in a write transaction: commits on success, rolls back on any
+        exception (for the ingest hot path, which needs no ORM)."""
+        with self._locked(), self._write_engine.begin() as conn:
+            yield conn
 
-    def _run_batch(self, batch: list[_Job]) -> None:
-        try:
-            with self._sqlite_lock, self._write_engine.begin() as conn:
-                results = [job.work(conn) for job in batch]
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-                batch[0].done = True
-            else:
-                for job in batch:
-                    self._run_batch([job])
-            return
-        for job, result in zip(batch, results, strict=True):
-            job.result = result
-            job.done = True
+    def _locked(self) -> AbstractContextManager[object]:
+        # PostgreSQL has row locks and needs no writer queue.
+        return self._write_lock if self.is_sqlite else nullcontext()
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if isinstance(self._write_lock, _WriteLock):
+            self._write_lock.close()

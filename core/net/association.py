@@ -79,6 +79,7 @@ class Association:
     def __post_init__(self) -> None:
         _nodelay(self.sock)
         self._header = bytearray(6)
+        self._buffer = bytearray(65536)
         # A blocking socket with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO): Python's own
         # timeout mode would add a poll() before every recv/send and fcntl() calls on
         # every change of timeout.
@@ -112,16 +113,20 @@ class Association:
             view = view[n:]
 
     def read_pdu(self, timeout: float | None = None) -> tuple[int, memoryview]:
-        """Read one whole PDU: (type, body)."""
+        """Read one whole PDU: (type, body). The body lives in a buffer reused by the next
+        read: whoever needs it longer copies it."""
         self._set_timeout(timeout if timeout is not None else self.dimse_timeout)
         self._recv_into(memoryview(self._header))
         pdu_type, length = pdu.parse_header(self._header)
         if length > HARD_PDU_LIMIT:
             self.abort(pdu.ABORT_INVALID_PDU_PARAMETER)
             raise ConnectionLost(f"PDU of {length} bytes exceeds the limit")
-        body = bytearray(length)
-        self._recv_into(memoryview(body))
-        return pdu_type, memoryview(body)
+        if length > len(self._buffer):
+            # A new buffer, not a resize: views of the old one may still be referenced.
+            self._buffer = bytearray(length)
+        body = memoryview(self._buffer)[:length]
+        self._recv_into(body)
+        return pdu_type, body
 
     def _fill(self) -> None:
         pdu_type, body = self.read_pdu()
@@ -180,7 +185,8 @@ class Association:
             raise ConnectionLost(f"undecodable command set: {exc}") from None
 
     def receive_data(self, sink: Callable[[memoryview], object]) -> int:
-        """Pass each fragment of the following data set to `sink`; returns its length."""
+        """Pass each fragment of the following data set to `sink`; returns its length.
+        A fragment is only valid during the call (its buffer is reused)."""
         total = 0
         while True:
             _, control, data = self._next_pdv()

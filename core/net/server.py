@@ -7,8 +7,11 @@ the called AE title selects the AE) and one thread per association.
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import logging
+import multiprocessing
+import select
 import socket
 import threading
 import time
@@ -66,12 +69,63 @@ def _is_failure(status: int) -> bool:
     return status not in (0x0000, 0xFE00) and (status & 0xF000) not in (0xB000, 0xF000)
 
 
+class AssociationLimit:
+    """The device's count of established associations against `maximum`, shared by the
+    worker processes that serve them (one slot per worker), and each worker's open
+    connections, by which the workers share out new connections."""
+
+    def __init__(self, maximum: int, workers: int = 1) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.maximum = maximum
+        self.counts = context.Array("i", max(workers, 1))
+        self.connections = context.Array("i", max(workers, 1))
+        self.worker = 0
+
+    def for_worker(self, worker: int) -> AssociationLimit:
+        """The same shared counts, as seen by worker number `worker`."""
+        view = copy.copy(self)
+        view.worker = worker
+        return view
+
+    def acquire(self) -> bool:
+        """Count one more association, unless the maximum is reached."""
+        with self.counts.get_lock():
+            if sum(self.counts) >= self.maximum:
+                return False
+            self.counts[self.worker] += 1
+            return True
+
+    def release(self) -> None:
+        with self.counts.get_lock():
+            self.counts[self.worker] -= 1
+
+    def connected(self, delta: int) -> None:
+        """A connection of this worker opened (+1) or closed (-1)."""
+        with self.connections.get_lock():
+            self.connections[self.worker] += delta
+
+    def busier_than_others(self) -> bool:
+        """True when another worker has fewer connections (it should accept next)."""
+        connections = self.connections[:]
+        return connections[self.worker] > min(connections)
+
+    def reset(self, worker: int) -> None:
+        """Forget the counts of a worker that died."""
+        with self.counts.get_lock():
+            self.counts[worker] = 0
+        with self.connections.get_lock():
+            self.connections[worker] = 0
+
+
 class DicomServer:
     """Listens for the configured archive AEs and serves their associations."""
 
-    def __init__(self, config: Config, handlers: dict[int, Handler]) -> None:
+    def __init__(
+        self, config: Config, handlers: dict[int, Handler], limit: AssociationLimit | None = None
+    ) -> None:
         self.config = config
         self.handlers = handlers
+        self.limit = limit or AssociationLimit(config.network.max_associations)
         self.services: ServiceContext | None = None
         self._listeners: list[tuple[socket.socket, list[AEConfig]]] = []
         self._threads: list[threading.Thread] = []
@@ -102,7 +156,7 @@ class DicomServer:
                 raise StartupError(
                     f"cannot listen on {host}:{port} for {titles}: {exc.strerror or exc}"
                 ) from None
-            sock.settimeout(0.5)
+
             self._listeners.append((sock, aes))
 
     @property
@@ -110,11 +164,26 @@ class DicomServer:
         """The bound (host, port) pairs, with the real port when 0 was configured."""
         return [sock.getsockname()[:2] for sock, _ in self._listeners]
 
+    def listen(self) -> None:
+        """Start listening on the bound ports (connections queue until `start`)."""
+        for sock, _ in self._listeners:
+            sock.listen(128)
+
+    @property
+    def listeners(self) -> list[tuple[socket.socket, list[str]]]:
+        """The listening sockets and the AE titles each serves (for worker processes)."""
+        return [(sock, [ae.title for ae in aes]) for sock, aes in self._listeners]
+
+    def adopt(self, listeners: list[tuple[socket.socket, list[str]]]) -> None:
+        """Serve on sockets bound and listening in another process."""
+        for sock, titles in listeners:
+            aes = [ae for ae in self.config.ae if ae.title in titles]
+            self._listeners.append((sock, aes))
+
     def start(self, services: ServiceContext) -> None:
         """Accept associations in background threads, served with `services`."""
         self.services = services
         for sock, aes in self._listeners:
-            sock.listen(128)
             t = threading.Thread(
                 target=self._accept_loop, args=(sock, aes), name=f"listen-{sock.getsockname()[1]}"
             )
@@ -122,17 +191,26 @@ class DicomServer:
             self._threads.append(t)
 
     def _accept_loop(self, sock: socket.socket, aes: list[AEConfig]) -> None:
+        sock.setblocking(False)
         while not self._stopping.is_set():
+            ready, _, _ = select.select([sock], [], [], 0.5)
+            if not ready:
+                continue
+            if self.limit.busier_than_others():
+                # Several worker processes wait on this socket: leave the connection a
+                # moment to a less busy one, then take it if it is still waiting.
+                time.sleep(0.003)
             try:
                 conn, addr = sock.accept()
-            except TimeoutError:
-                continue
+            except BlockingIOError:
+                continue  # another worker took it
             except OSError:
                 if self._stopping.is_set():
                     return
                 log.exception("accept failed")
                 time.sleep(0.1)
                 continue
+            self.limit.connected(+1)
             session = _Session(self, conn, addr, aes, next(self._ids))
             t = threading.Thread(target=session.run, name=f"assoc-{session.id}", daemon=True)
             with self._lock:
@@ -148,10 +226,6 @@ class DicomServer:
         """Open associations."""
         with self._lock:
             return [s.info for s in self._sessions.values() if s.info is not None]
-
-    def _count_established(self) -> int:
-        with self._lock:
-            return sum(1 for s in self._sessions.values() if s.info is not None)
 
     def _finished(self, session: _Session) -> None:
         with self._lock:
@@ -194,6 +268,7 @@ class _Session:
         self.id = n
         self.info: AssociationInfo | None = None
         self.assoc: Association | None = None
+        self.counted = False
 
     def run(self) -> None:
         outcome = "closed"
@@ -209,6 +284,9 @@ class _Session:
         finally:
             if self.assoc is None:
                 self.conn.close()
+            if self.counted:
+                self.server.limit.release()
+            self.server.limit.connected(-1)
             self.server._finished(self)
             if self.info is not None:
                 seconds = (datetime.now() - self.info.opened).total_seconds()
@@ -271,14 +349,15 @@ class _Session:
                 pdu.RJ_CALLED_AE_NOT_RECOGNIZED,
                 f"called AE title {rq.called_ae!r} not recognised",
             )
-        if self.server._count_established() >= net.max_associations:
+        if not self.server.limit.acquire():
             return self._reject(
                 rq,
                 pdu.RJ_TRANSIENT,
                 pdu.RJ_SOURCE_PRESENTATION,
                 pdu.RJ_LOCAL_LIMIT_EXCEEDED,
-                f"maximum of {net.max_associations} associations reached",
+                f"maximum of {self.server.limit.maximum} associations reached",
             )
+        self.counted = True
         ac, accepted = contexts.negotiate(rq, ae, net.max_pdu_length)
         try:
             self.conn.sendall(pdu.encode_associate(ac, pdu.A_ASSOCIATE_AC))

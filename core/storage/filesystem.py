@@ -9,6 +9,7 @@ row and no row points to a missing file.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
@@ -67,12 +68,26 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# Large pieces are handed to the disk as they arrive, so that the fsync before the
+# response has less left to wait for (Linux sync_file_range, SYNC_FILE_RANGE_WRITE).
+_WRITEBACK_CHUNK = 1 << 16
+_libc = ctypes.CDLL(None, use_errno=True)
+_sync_file_range = getattr(_libc, "sync_file_range", None)
+if _sync_file_range is not None:
+    _sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, length, 2)
+
+
 class IncomingFile:
     """A file being received: written in pieces and digested as it goes. Its first
     `HEAD_BYTES` are also kept in memory, so that indexing can parse small objects
     without reading the file back."""
 
-    HEAD_BYTES = 1 << 20
+    HEAD_BYTES = 1 << 16
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -88,6 +103,7 @@ class IncomingFile:
         self._md5.update(view)
         if len(self.head) < self.HEAD_BYTES:
             self.head += view[: self.HEAD_BYTES - len(self.head)]
+        start = self.size
         try:
             while view:
                 written = os.write(self._fd, view)
@@ -95,6 +111,8 @@ class IncomingFile:
                 self.size += written
         except OSError as exc:
             raise StorageError(_describe(exc)) from exc
+        if self.size - start >= _WRITEBACK_CHUNK:
+            _start_writeback(self._fd, start, self.size - start)
 
     @property
     def whole_in_memory(self) -> bool:

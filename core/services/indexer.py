@@ -1,0 +1,230 @@
+"""Who applies index jobs (core.services.indexing): in this process, or in the index
+writer process that the association worker processes send their jobs to.
+
+Either way jobs that arrive together share one transaction and one commit (group commit:
+one WAL fsync for many stores). If the shared transaction fails, each job is applied
+again alone, so one bad object cannot fail the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import signal
+import threading
+import time
+from concurrent.futures import Future
+from multiprocessing.connection import Client, Connection, Listener, wait
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from core.db.engine import Database
+from core.services.indexing import IndexJob, IndexResult, Rejected, apply
+
+log = logging.getLogger(__name__)
+
+PROCESSING_FAILURE = 0x0110
+# A store waits this long for its index job before it fails (the writer may be restarting).
+JOB_TIMEOUT = 120.0
+CONNECT_TIMEOUT = 15.0
+
+
+class Indexer(Protocol):
+    """Applies index jobs."""
+
+    def submit(self, job: IndexJob) -> IndexResult: ...
+
+    def close(self) -> None: ...
+
+
+def _failure(exc: BaseException) -> IndexResult:
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return IndexResult(
+        PROCESSING_FAILURE, "failed", f"Database error: {detail[0] if detail else exc}"
+    )
+
+
+def _apply_alone(db: Database, job: IndexJob) -> IndexResult:
+    # A lost race on a unique UID (two first objects of a study) succeeds on the next try.
+    for attempt in range(3):
+        try:
+            with db.write_connection() as conn:
+                return apply(conn, job)
+        except Rejected as rejected:
+            return rejected.result
+        except IntegrityError as exc:
+            if attempt == 2:
+                log.error("indexing %s failed: %s", job.sop_iuid, exc)
+                return _failure(exc)
+        except SQLAlchemyError as exc:
+            log.error("indexing %s failed: %s", job.sop_iuid, exc)
+            return _failure(exc)
+    raise AssertionError("unreachable")
+
+
+def apply_batch(db: Database, jobs: list[IndexJob]) -> list[IndexResult]:
+    """Apply `jobs` in one transaction; on any failure, each one alone."""
+    if len(jobs) > 1:
+        try:
+            with db.write_connection() as conn:
+                return [apply(conn, job) for job in jobs]
+        except (Rejected, SQLAlchemyError):
+            pass
+    return [_apply_alone(db, job) for job in jobs]
+
+
+class LocalIndexer:
+    """Applies jobs in this process. Threads that submit while a batch is being written
+    wait; the next of them to get the lock writes all jobs queued by then."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = threading.Lock()
+        self._queue: list[tuple[IndexJob, Future[IndexResult]]] = []
+        self._queue_lock = threading.Lock()
+
+    def submit(self, job: IndexJob) -> IndexResult:
+        future: Future[IndexResult] = Future()
+        with self._queue_lock:
+            self._queue.append((job, future))
+        with self._lock:
+            if not future.done():
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                results = apply_batch(self.db, [j for j, _ in batch])
+                for (_, waiting), result in zip(batch, results, strict=True):
+                    waiting.set_result(result)
+        return future.result()
+
+    def close(self) -> None:
+        """Nothing to release: the database belongs to the caller."""
+
+
+class RemoteIndexer:
+    """Sends jobs to the index writer process over one connection shared by this
+    process's threads; a reader thread hands each result to the thread waiting for it."""
+
+    def __init__(self, address: str, authkey: bytes) -> None:
+        self.address = address
+        self.authkey = authkey
+        self._conn: Connection | None = None
+        self._send_lock = threading.Lock()
+        self._waiting: dict[int, Future[IndexResult]] = {}
+        self._ids = itertools.count(1)
+
+    def _connection(self) -> Connection:
+        with self._send_lock:
+            if self._conn is None:
+                self._conn = self._connect()
+                threading.Thread(
+                    target=self._read, args=(self._conn,), name="index-results", daemon=True
+                ).start()
+            return self._conn
+
+    def _connect(self) -> Connection:
+        # The writer may be restarting after a crash: wait for it a little.
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while True:
+            try:
+                return Client(self.address, family="AF_UNIX", authkey=self.authkey)
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _read(self, conn: Connection) -> None:
+        try:
+            while True:
+                job_id, result = conn.recv()
+                future = self._waiting.pop(job_id, None)
+                if future is not None:
+                    future.set_result(result)
+        except (EOFError, OSError):
+            pass
+        with self._send_lock:
+            if self._conn is conn:
+                self._conn = None
+        # Jobs sent on a broken connection will not be answered.
+        for job_id in list(self._waiting):
+            future = self._waiting.pop(job_id, None)
+            if future is not None and not future.done():
+                future.set_result(
+                    IndexResult(PROCESSING_FAILURE, "failed", "Index writer unavailable")
+                )
+
+    def submit(self, job: IndexJob) -> IndexResult:
+        job_id = next(self._ids)
+        future: Future[IndexResult] = Future()
+        self._waiting[job_id] = future
+        try:
+            conn = self._connection()
+            with self._send_lock:
+                conn.send((job_id, job))
+            return future.result(timeout=JOB_TIMEOUT)
+        except (OSError, EOFError, TimeoutError) as exc:
+            self._waiting.pop(job_id, None)
+            return IndexResult(PROCESSING_FAILURE, "failed", f"Index writer unavailable: {exc}")
+
+    def close(self) -> None:
+        with self._send_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def run_writer(db_url: str, address: str, authkey: bytes, ready: Any = None) -> None:
+    """The index writer process: accept worker connections and apply whatever jobs are
+    waiting on all of them as one batch, until SIGTERM (finishing queued jobs first)."""
+    logging.getLogger("pacs").info("index writer started")
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # Ctrl-C reaches every process of the terminal: the writer outlives the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    db = Database(db_url)
+    # A writer that died left its socket file behind.
+    Path(address).unlink(missing_ok=True)
+    listener = Listener(address, family="AF_UNIX", authkey=authkey)
+    clients: list[Connection] = []
+    lock = threading.Lock()
+
+    def accept() -> None:
+        while True:
+            try:
+                conn = listener.accept()
+            except (OSError, EOFError):
+                if stopping.is_set():
+                    return
+                continue
+            with lock:
+                clients.append(conn)
+
+    threading.Thread(target=accept, name="index-accept", daemon=True).start()
+    if ready is not None:
+        ready.set()
+    while not (stopping.is_set() and not clients):
+        with lock:
+            current = list(clients)
+        readable = wait(current, timeout=0.2) if current else []
+        if not current:
+            stopping.wait(0.2)
+        batch: list[tuple[Connection, int, IndexJob]] = []
+        for conn in readable:
+            try:
+                while conn.poll():
+                    job_id, job = conn.recv()
+                    batch.append((conn, job_id, job))
+            except (EOFError, OSError):
+                with lock:
+                    clients.remove(conn)
+                conn.close()
+        if not batch:
+            continue
+        results = apply_batch(db, [job for _, _, job in batch])
+        for (conn, job_id, _), result in zip(batch, results, strict=True):
+            with contextlib.suppress(OSError):
+                conn.send((job_id, result))
+    listener.close()
+    db.dispose()

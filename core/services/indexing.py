@@ -1,0 +1,310 @@
+"""Indexing one stored object: the database half of ingest, as dcm4chee's StoreServiceEJB.
+
+An IndexJob carries everything known about the object (UIDs, the attributes of each level
+as DICOM JSON, its file location), so it can be applied by another process (the index
+writer). `apply` runs inside a write transaction and follows dcm4chee's rules: a known
+SOP Instance UID is a duplicate (same digest), ignored (other calling AE: the SAME_SOURCE
+overwrite policy), replaced (same AE, other content) or rejected with A77B (other series);
+later objects supplement patient, study and series (SUPPLEMENT); a Patient ID differing
+from the study's earlier one is rejected with A778.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
+
+from core.db.columns import instance_columns, patient_columns, series_columns, study_columns
+from core.db.models import Instance, Location, LocationStatus, Patient, Series, Study
+
+SUCCESS = 0x0000
+CONFLICTING_PATIENT_ID = 0xA778
+RELATIONAL_MISMATCH = 0xA77B
+STUDY_IUID = 0x0020000D
+PATIENT_ID = 0x00100020
+
+
+@dataclass
+class IndexJob:
+    """One object to index. `patient`, `study`, `series` and `instance` are the level
+    attributes (DICOM JSON) the object carries."""
+
+    sop_iuid: str
+    study_iuid: str
+    series_iuid: str
+    patient_id: str | None
+    issuer: str | None
+    patient: dict[str, Any]
+    study: dict[str, Any]
+    series: dict[str, Any]
+    instance: dict[str, Any]
+    source_aet: str | None
+    storage_id: str
+    storage_path: str
+    size: int
+    digest: str
+    transfer_syntax: str
+    received: datetime
+
+
+@dataclass
+class IndexResult:
+    """`outcome`: stored, replaced, duplicate, ignored or failed (with status, comment,
+    offending element). `replaced` lists (location pk, path) of the files to delete."""
+
+    status: int
+    outcome: str
+    comment: str | None = None
+    offending: list[int] | None = None
+    replaced: list[tuple[int, str]] = field(default_factory=list)
+
+
+class Rejected(Exception):
+    """A business rule rejected the object; the transaction must not commit its changes."""
+
+    def __init__(self, result: IndexResult) -> None:
+        super().__init__(result.comment)
+        self.result = result
+
+
+_patient, _study, _series, _instance, _location = (
+    m.__table__ for m in (Patient, Study, Series, Instance, Location)
+)
+# Pre-built Core statements: compiled once, no ORM bookkeeping on the hot path.
+SELECT_PREVIOUS = (
+    select(_instance.c.pk, _instance.c.source_aet, _series.c.series_iuid, _study.c.study_iuid)
+    .join(_series, _instance.c.series_fk == _series.c.pk)
+    .join(_study, _series.c.study_fk == _study.c.pk)
+    .where(_instance.c.sop_iuid == bindparam("uid"))
+)
+SELECT_LOCATIONS = select(_location.c.pk, _location.c.storage_path, _location.c.digest).where(
+    _location.c.instance_fk == bindparam("pk"), _location.c.status == LocationStatus.OK
+)
+SELECT_SERIES = (
+    select(
+        _series.c.pk,
+        _series.c.attrs,
+        _study.c.pk.label("study_pk"),
+        _study.c.study_iuid,
+        _study.c.attrs.label("study_attrs"),
+        _patient.c.pk.label("patient_pk"),
+        _patient.c.patient_id,
+        _patient.c.issuer,
+        _patient.c.attrs.label("patient_attrs"),
+    )
+    .join(_study, _series.c.study_fk == _study.c.pk)
+    .join(_patient, _study.c.patient_fk == _patient.c.pk)
+    .where(_series.c.series_iuid == bindparam("uid"))
+)
+SELECT_STUDY = (
+    select(
+        _study.c.pk,
+        _study.c.attrs,
+        _study.c.patient_fk,
+        _patient.c.patient_id,
+        _patient.c.issuer,
+        _patient.c.attrs.label("patient_attrs"),
+    )
+    .join(_patient, _study.c.patient_fk == _patient.c.pk)
+    .where(_study.c.study_iuid == bindparam("uid"))
+)
+SELECT_PATIENTS = select(_patient.c.pk, _patient.c.issuer, _patient.c.attrs).where(
+    _patient.c.patient_id == bindparam("pid")
+)
+INSERT_INSTANCE = insert(_instance)
+INSERT_LOCATION = insert(_location)
+LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
+
+
+def _dumps(attrs: dict[str, Any]) -> str:
+    return json.dumps(attrs, separators=(",", ":"), ensure_ascii=False)
+
+
+def apply(conn: Connection, job: IndexJob) -> IndexResult:
+    """Index `job` in the transaction of `conn`. Raises Rejected when a rule refuses it
+    after changes were made (the caller rolls back), IntegrityError on a lost race."""
+    if conn.dialect.name == "postgresql":
+        # Serialise stores of one patient and study (SQLite has a single writer anyway).
+        if job.patient_id:
+            conn.execute(LOCK, {"k": "P" + job.patient_id})
+        conn.execute(LOCK, {"k": "S" + job.study_iuid})
+    previous = conn.execute(SELECT_PREVIOUS, {"uid": job.sop_iuid}).first()
+    replaced: list[tuple[int, str]] = []
+    if previous is not None:
+        if (previous.source_aet or "") != (job.source_aet or ""):
+            return IndexResult(SUCCESS, "ignored")
+        old = conn.execute(SELECT_LOCATIONS, {"pk": previous.pk}).all()
+        if any(row.digest == job.digest for row in old):
+            return IndexResult(SUCCESS, "duplicate")
+        for level, new_uid, old_uid in (
+            ("Study", job.study_iuid, previous.study_iuid),
+            ("Series", job.series_iuid, previous.series_iuid),
+        ):
+            if new_uid != old_uid:
+                return IndexResult(
+                    RELATIONAL_MISMATCH,
+                    "failed",
+                    f"{level}[uid={new_uid}] differs from {level}[uid={old_uid}] in previous "
+                    f"received object[uid={job.sop_iuid}]",
+                )
+        replaced = [(row.pk, row.storage_path) for row in old]
+    series_pk = _series_pk(conn, job)
+    values: dict[str, Any] = {
+        **instance_columns(job.instance),
+        "attrs": _dumps(job.instance),
+        "source_aet": job.source_aet or None,
+        "updated": job.received,
+    }
+    if previous is None:
+        instance_pk = conn.execute(
+            INSERT_INSTANCE,
+            {"series_fk": series_pk, "sop_iuid": job.sop_iuid, "created": job.received, **values},
+        ).inserted_primary_key[0]
+    else:
+        instance_pk = previous.pk
+        conn.execute(update(_instance).where(_instance.c.pk == instance_pk).values(**values))
+        conn.execute(
+            update(_location)
+            .where(_location.c.pk.in_([pk for pk, _ in replaced]))
+            .values(status=LocationStatus.TO_DELETE)
+        )
+    conn.execute(
+        INSERT_LOCATION,
+        {
+            "instance_fk": instance_pk,
+            "storage_id": job.storage_id,
+            "storage_path": job.storage_path,
+            "size": job.size,
+            "digest": job.digest,
+            "transfer_syntax_uid": job.transfer_syntax,
+            "status": LocationStatus.OK,
+            "created": job.received,
+        },
+    )
+    return IndexResult(SUCCESS, "replaced" if previous else "stored", replaced=replaced)
+
+
+def _series_pk(conn: Connection, job: IndexJob) -> int:
+    row = conn.execute(SELECT_SERIES, {"uid": job.series_iuid}).first()
+    if row is not None:
+        if row.study_iuid != job.study_iuid:
+            raise Rejected(
+                IndexResult(
+                    RELATIONAL_MISMATCH,
+                    "failed",
+                    f"Series[uid={job.series_iuid}] of Study[uid={job.study_iuid}] belongs to "
+                    f"Study[uid={row.study_iuid}]",
+                    [STUDY_IUID],
+                )
+            )
+        _check_patient(job, row.patient_id, row.issuer)
+        # dcm4chee's SUPPLEMENT policy applies to all three levels on every object.
+        _supplement(conn, _series, row.pk, row.attrs, job.series, series_columns, job)
+        _supplement(conn, _study, row.study_pk, row.study_attrs, job.study, study_columns, job)
+        _supplement(
+            conn, _patient, row.patient_pk, row.patient_attrs, job.patient, patient_columns, job
+        )
+        return row.pk
+    study_pk = _study_pk(conn, job)
+    return conn.execute(
+        insert(_series),
+        {
+            "study_fk": study_pk,
+            "series_iuid": job.series_iuid,
+            "source_aet": job.source_aet or None,
+            "attrs": _dumps(job.series),
+            "created": job.received,
+            "updated": job.received,
+            **series_columns(job.series),
+        },
+    ).inserted_primary_key[0]
+
+
+def _study_pk(conn: Connection, job: IndexJob) -> int:
+    row = conn.execute(SELECT_STUDY, {"uid": job.study_iuid}).first()
+    if row is not None:
+        _check_patient(job, row.patient_id, row.issuer)
+        _supplement(conn, _study, row.pk, row.attrs, job.study, study_columns, job)
+        _supplement(
+            conn, _patient, row.patient_fk, row.patient_attrs, job.patient, patient_columns, job
+        )
+        return row.pk
+    return conn.execute(
+        insert(_study),
+        {
+            "patient_fk": _patient_pk(conn, job),
+            "study_iuid": job.study_iuid,
+            "attrs": _dumps(job.study),
+            "created": job.received,
+            "updated": job.received,
+            **study_columns(job.study),
+        },
+    ).inserted_primary_key[0]
+
+
+def _check_patient(job: IndexJob, patient_id: str | None, issuer: str | None) -> None:
+    if not job.patient_id or not patient_id:
+        return
+    if job.patient_id != patient_id or (job.issuer and issuer and job.issuer != issuer):
+
+        def fmt(pid: str, iss: str | None) -> str:
+            return f"{pid}^^^{iss}" if iss else pid
+
+        raise Rejected(
+            IndexResult(
+                CONFLICTING_PATIENT_ID,
+                "failed",
+                f"Patient ID {fmt(job.patient_id, job.issuer)} differs from Patient ID "
+                f"{fmt(patient_id, issuer)} in previous received object of "
+                f"Study[uid={job.study_iuid}].",
+                [PATIENT_ID],
+            )
+        )
+
+
+def _patient_pk(conn: Connection, job: IndexJob) -> int:
+    if job.patient_id:
+        candidates = conn.execute(SELECT_PATIENTS, {"pid": job.patient_id}).all()
+        # Same issuer first; otherwise a patient where either side has no issuer.
+        match = next((c for c in candidates if c.issuer == job.issuer), None) or next(
+            (c for c in candidates if not c.issuer or not job.issuer), None
+        )
+        if match is not None:
+            _supplement(conn, _patient, match.pk, match.attrs, job.patient, patient_columns, job)
+            return match.pk
+    return conn.execute(
+        insert(_patient),
+        {
+            "attrs": _dumps(job.patient),
+            "created": job.received,
+            "updated": job.received,
+            **patient_columns(job.patient),
+        },
+    ).inserted_primary_key[0]
+
+
+def _supplement(
+    conn: Connection,
+    table: Table,
+    pk: int,
+    stored_text: str | None,
+    offered: dict[str, Any],
+    columns: Callable[[dict[str, Any]], dict[str, Any]],
+    job: IndexJob,
+) -> None:
+    """Add the attributes the stored level lacks (dcm4chee's SUPPLEMENT update policy)."""
+    stored = json.loads(stored_text) if stored_text else {}
+    missing = offered.keys() - stored.keys()
+    if not missing:
+        return
+    stored.update({key: offered[key] for key in missing})
+    conn.execute(
+        update(table)
+        .where(table.c.pk == pk)
+        .values(attrs=_dumps(stored), updated=job.received, **columns(stored))
+    )

@@ -1,0 +1,192 @@
+"""Worker processes: the index writer and the association workers.
+
+With `[network] processes = N` (N >= 1) the main process binds the ports, prepares the
+database and storage, then starts one index writer process (the only writer of stored
+objects' rows: group commits without contention) and N worker processes that accept
+associations on the shared listening sockets. One Python process per core: a
+single interpreter runs Python on one core at a time. A worker that dies is replaced; its
+associations are lost, the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from core.config import Config
+from core.db.engine import Database
+from core.events import EventBus
+from core.net.handlers import HANDLERS
+from core.net.server import AssociationLimit, DicomServer
+from core.services.context import ServiceContext
+from core.services.indexer import RemoteIndexer, run_writer
+from core.storage.filesystem import FileStorage
+
+log = logging.getLogger("pacs")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+_SPAWN = multiprocessing.get_context("spawn")
+START_TIMEOUT = 60.0
+
+
+def _log_setup(level: str) -> None:
+    logging.basicConfig(level=level, format=LOG_FORMAT, force=True)
+
+
+def _on_parent_exit(callback: Callable[[], None]) -> None:
+    """Call `callback` if the main process dies (kill -9): a worker then finishes what it
+    is doing and exits instead of serving on as an orphan."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        log.warning("main process gone: stopping")
+        callback()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _writer_main(config: Config, address: str, authkey: bytes, ready: Any) -> None:
+    _log_setup(config.log.level)
+    _on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM))
+    run_writer(config.database.url, address, authkey, ready)
+
+
+def _worker_main(
+    config: Config,
+    listeners: list[tuple[socket.socket, list[str]]],
+    limit: AssociationLimit,
+    address: str,
+    authkey: bytes,
+    grace: float,
+    ready: Any,
+) -> None:
+    _log_setup(config.log.level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    _on_parent_exit(stop.set)
+    db = Database(config.database.url)
+    storage = FileStorage(config.storage.id, config.storage.path)
+    indexer = RemoteIndexer(address, authkey)
+    services = ServiceContext(config, db, storage, EventBus(), indexer)
+    server = DicomServer(config, HANDLERS, limit)
+    server.adopt(listeners)
+    server.start(services)
+    ready.set()
+    stop.wait()
+    server.stop(grace)
+    indexer.close()
+    db.dispose()
+
+
+class WorkerPool:
+    """The index writer and the association workers of one archive, supervised."""
+
+    def __init__(self, config: Config, server: DicomServer, grace: float = 30.0) -> None:
+        self.config = config
+        self.server = server
+        self.grace = grace
+        self.count = config.network.processes
+        self._run_dir = Path(tempfile.mkdtemp(prefix="pacs-"))
+        # Short path: Unix socket names are limited to about 100 bytes.
+        self.address = str(self._run_dir / "index.sock")
+        self.authkey = os.urandom(32)
+        self.writer: BaseProcess | None = None
+        self.workers: list[BaseProcess | None] = [None] * self.count
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> tuple[BaseProcess, Any]:
+        ready = _SPAWN.Event()
+        process = _SPAWN.Process(target=target, args=(*args, ready), name=name, daemon=False)
+        process.start()
+        return process, ready
+
+    @staticmethod
+    def _started(process: BaseProcess, ready: Any) -> BaseProcess:
+        if not ready.wait(START_TIMEOUT):
+            process.kill()
+            raise RuntimeError(f"{process.name} did not start within {START_TIMEOUT:.0f} s")
+        return process
+
+    def _writer(self) -> tuple[BaseProcess, Any]:
+        return self._spawn("index-writer", _writer_main, self.config, self.address, self.authkey)
+
+    def _worker(self, n: int) -> tuple[BaseProcess, Any]:
+        return self._spawn(
+            f"worker-{n + 1}",
+            _worker_main,
+            self.config,
+            self.server.listeners,
+            self.server.limit.for_worker(n),
+            self.address,
+            self.authkey,
+            self.grace,
+        )
+
+    def start(self) -> None:
+        """Start the index writer, then the workers (together); returns once all serve."""
+        self.writer = self._started(*self._writer())
+        workers = [self._worker(n) for n in range(self.count)]
+        self.workers = [self._started(*worker) for worker in workers]
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor")
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            processes = [p for p in [self.writer, *self.workers] if p is not None]
+            wait([p.sentinel for p in processes], timeout=0.5)
+            if self._stopping.is_set():
+                return
+            try:
+                self._replace_dead()
+            except RuntimeError as exc:
+                log.error("%s; trying again", exc)
+                self._stopping.wait(5)
+
+    def _replace_dead(self) -> None:
+        if self.writer is not None and not self.writer.is_alive():
+            log.error("index writer exited with %s; restarting it", self.writer.exitcode)
+            self.writer = self._started(*self._writer())
+        for n, worker in enumerate(self.workers):
+            if worker is not None and not worker.is_alive():
+                log.error("%s exited with %s; restarting it", worker.name, worker.exitcode)
+                # Its associations are gone: free their slots of the limit.
+                self.server.limit.reset(n)
+                self.workers[n] = self._started(*self._worker(n))
+
+    def stop(self) -> None:
+        """Workers first (they finish their operations and release), then the writer
+        (after the last store's job is written)."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+        workers = [w for w in self.workers if w is not None]
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+        for worker in workers:
+            worker.join(self.grace + 5)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        if self.writer is not None:
+            self.writer.terminate()
+            self.writer.join(30)
+            if self.writer.is_alive():
+                self.writer.kill()
+                self.writer.join()
+        shutil.rmtree(self._run_dir, ignore_errors=True)

@@ -1,0 +1,179 @@
+"""Worker processes of `pacs-console serve` (`[network] processes = 2`): associations are
+shared out between workers, a worker that dies is replaced while the other's associations
+go on, and the index writer comes back after a crash."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage, Verification
+from sqlalchemy import create_engine, func, select
+
+from core.db.models import Instance
+from tests import dicomgen
+from tests.conftest import Served, free_port, make_config_text, nodelay
+
+TWO_WORKERS = "[network]\nprocesses = 2\n"
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of `pid`."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def name_of(pid: int) -> str:
+    """The command line of a process."""
+    return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets a process has open."""
+    found = set()
+    for fd in (Path("/proc") / str(pid) / "fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(target[8:-1])
+    return found
+
+
+def holder_of(assoc, server_port: int, candidates: list[int]) -> int:
+    """The process among `candidates` that serves a pynetdicom association."""
+    client_port = assoc.dul.socket.socket.getsockname()[1]
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == (
+            client_port
+        ):
+            inode = fields[9]
+    assert inode is not None
+    return next(pid for pid in candidates if inode in socket_inodes(pid))
+
+
+def echo_assoc(port: int):
+    ae = AE(ae_title="ACME1")
+    ae.add_requested_context(Verification)
+    ae.add_requested_context(CTImageStorage)
+    assoc = nodelay(ae.associate("127.0.0.1", port, ae_title="DCM4CHEE"))
+    assert assoc.is_established
+    return assoc
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def workers_of(served: Served) -> list[int]:
+    return [p for p in children(served.proc.pid) if "spawn_main" in name_of(p)]
+
+
+def test_a_dead_worker_is_replaced_and_the_other_keeps_its_association(
+    serve: Callable[..., Served], tmp_path: Path, db_url: str
+) -> None:
+    """Two associations land on the two workers; killing one worker (kill -9) ends only
+    the association it served; the other goes on storing, and a new worker takes the
+    dead one's place."""
+    port = free_port()
+    served = serve(make_config_text(tmp_path, db_url, port, TWO_WORKERS), port)
+    processes = workers_of(served)
+    assert len(processes) == 3  # index writer and two workers
+    first, second = echo_assoc(port), echo_assoc(port)
+    holders = {holder_of(a, port, processes) for a in (first, second)}
+    assert len(holders) == 2, "the two associations should be served by different workers"
+    victim = holder_of(first, port, processes)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: first.is_aborted or not first.is_established)
+    survivor_status = second.send_c_store(dicomgen.ct()).Status
+    assert survivor_status == 0
+    second.release()
+    wait_for(lambda: len(workers_of(served)) == 3 and victim not in workers_of(served))
+    third = echo_assoc(port)
+    assert third.send_c_echo().Status == 0
+    third.release()
+    status, err = served.stop()
+    assert status == 0
+    assert "worker-" in err and "restarting it" in err
+
+
+def test_the_index_writer_comes_back_after_a_crash(
+    serve: Callable[..., Served], tmp_path: Path, db_url: str
+) -> None:
+    """kill -9 of the index writer: it is restarted, and stores succeed again."""
+    port = free_port()
+    served = serve(make_config_text(tmp_path, db_url, port, TWO_WORKERS), port)
+    assoc = echo_assoc(port)
+    assert assoc.send_c_store(dicomgen.ct()).Status == 0
+    assoc.release()
+    processes = workers_of(served)
+    writer = next(p for p in processes if socket_inodes(p) and not _listens(p, port))
+    os.kill(writer, signal.SIGKILL)
+    wait_for(lambda: writer not in workers_of(served) and len(workers_of(served)) == 3)
+
+    def stores() -> bool:
+        a = echo_assoc(port)
+        try:
+            return a.send_c_store(dicomgen.ct()).Status == 0
+        finally:
+            a.release()
+
+    wait_for(stores)
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Instance)).scalar_one() >= 2
+    engine.dispose()
+    status, _ = served.stop()
+    assert status == 0
+
+
+def _listens(pid: int, port: int) -> bool:
+    """True when `pid` holds the listening socket of `port` (workers do, the writer not)."""
+    listening = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":
+            listening.add(fields[9])
+    return bool(listening & socket_inodes(pid))
+
+
+def test_max_associations_counts_over_all_workers(
+    serve: Callable[..., Served], tmp_path: Path, db_url: str
+) -> None:
+    """With two workers and max_associations = 2, a third association is rejected
+    whichever worker accepts it."""
+    port = free_port()
+    config = make_config_text(
+        tmp_path, db_url, port, "[network]\nprocesses = 2\nmax_associations = 2\n"
+    )
+    served = serve(config, port)
+    held = [echo_assoc(port), echo_assoc(port)]
+    ae = AE(ae_title="ACME1")
+    ae.add_requested_context(Verification)
+    third = ae.associate("127.0.0.1", port, ae_title="DCM4CHEE")
+    assert third.is_rejected
+    for assoc in held:
+        assert assoc.send_c_echo().Status == 0
+        assoc.release()
+    served.stop()
