@@ -8,12 +8,14 @@ preloaded (built from tests/tools/bind_localhost.c).
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +24,14 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.dicom.codec import encode_identifier
+from core.dicom.uids import EXPLICIT_VR_LE, STUDY_ROOT_FIND
+from core.net import dimse
+from core.net.association import Association
+from core.net.scu import associate
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
@@ -190,10 +200,16 @@ def start_archive(workdir: Path, db_url: str | None = None, extra: str = "") -> 
     proc = subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "serve", "--config", str(config)],
         cwd=REPO,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=open(workdir / "serve.log", "w"),  # noqa: SIM115 - closed with the process
+        text=True,
     )
-    wait_port(port, proc)
+    # Ready when it says so (after its worker processes started), not when it listens.
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("pacs-console serving"):
+        raise RuntimeError(f"pacs-console serve did not start: see {workdir / 'serve.log'}")
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
     return Peer("pacs-console", "DCM4CHEE", port, proc)
 
 
@@ -221,19 +237,31 @@ def orthanc_binary() -> str | None:
     return shutil.which("Orthanc")
 
 
-def start_orthanc(workdir: Path) -> Peer:
-    """Orthanc with its SQLite index and filesystem storage under `workdir`."""
+def start_orthanc(workdir: Path, modalities: dict[str, tuple[str, int]] | None = None) -> Peer:
+    """Orthanc (Debian package orthanc) with its SQLite index and file storage under
+    `workdir`; `modalities` are its C-MOVE destinations (title -> (host, port))."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     port, http = free_port(), free_port()
+    known = {title: [title, host, p] for title, (host, p) in (modalities or {}).items()}
     config = workdir / "orthanc.json"
     config.write_text(
-        "{"
-        f'"Name": "bench", "StorageDirectory": "{workdir / "db"}", '
-        f'"IndexDirectory": "{workdir / "db"}", "DicomAet": "ORTHANC", '
-        f'"DicomPort": {port}, "HttpPort": {http}, "RemoteAccessAllowed": false, '
-        '"Plugins": [], "DicomThreadsCount": 4'
-        "}"
+        json.dumps(
+            {
+                "Name": "bench",
+                "StorageDirectory": str(workdir / "db"),
+                "IndexDirectory": str(workdir / "db"),
+                "DicomAet": "ORTHANC",
+                "DicomPort": port,
+                "HttpPort": http,
+                "RemoteAccessAllowed": False,
+                "Plugins": [],
+                "DicomThreadsCount": 4,
+                "DicomAlwaysAllowFind": True,
+                "DicomAlwaysAllowMove": True,
+                "DicomModalities": known,
+            }
+        )
     )
     binary = orthanc_binary()
     assert binary is not None
@@ -245,3 +273,61 @@ def start_orthanc(workdir: Path) -> Peer:
     )
     wait_port(port, proc)
     return Peer("orthanc", "ORTHANC", port, proc)
+
+
+def study_identifier(**keys: str) -> bytes:
+    """A study-level C-FIND identifier (Explicit VR LE) with the usual return keys."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    for keyword in (
+        "StudyInstanceUID",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "PatientName",
+        "PatientID",
+        "StudyDescription",
+        "ModalitiesInStudy",
+        "NumberOfStudyRelatedInstances",
+    ):
+        setattr(ds, keyword, keys.get(keyword, ""))
+    return encode_identifier(ds, EXPLICIT_VR_LE)
+
+
+def c_find(assoc: Association, ctx_id: int, raw: bytes) -> int:
+    """One Study Root C-FIND with all its responses read; returns the number of matches."""
+    assoc.send_command(
+        ctx_id,
+        dimse.encode(
+            [
+                (dimse.AFFECTED_SOP_CLASS_UID, STUDY_ROOT_FIND),
+                (dimse.COMMAND_FIELD, dimse.C_FIND_RQ),
+                (dimse.MESSAGE_ID, assoc.next_message_id()),
+                (dimse.PRIORITY, 0),
+                (dimse.COMMAND_DATA_SET_TYPE, 0),
+            ]
+        ),
+    )
+    assoc.send_data(ctx_id, raw)
+    matches = 0
+    while True:
+        _, response = assoc.receive_command()
+        if response.has_dataset:
+            assoc.receive_dataset()
+        status = response.us(dimse.STATUS)
+        if status in (0xFF00, 0xFF01):
+            matches += 1
+        elif status == 0x0000:
+            return matches
+        else:
+            raise RuntimeError(f"C-FIND failed: {status:04X} {response.text(dimse.ERROR_COMMENT)}")
+
+
+def find_association(peer: Peer) -> tuple[Association, int]:
+    """An open Study Root C-FIND association to `peer` (our own SCU: TCP_NODELAY, no
+    polling, so the latency measured is the server's)."""
+    assoc = associate(
+        "127.0.0.1", peer.port, "BENCH", peer.called, [(STUDY_ROOT_FIND, [EXPLICIT_VR_LE])]
+    )
+    (ctx_id,) = assoc.contexts
+    return assoc, ctx_id

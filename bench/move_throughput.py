@@ -1,56 +1,104 @@
-"""C-MOVE throughput: one study moved from an in-process archive to DCMTK's storescp.
+"""C-MOVE throughput: one study (default 200 CT instances, 64x64) moved with DCMTK's
+movescu to DCMTK's storescp, from `pacs-console serve` and, when installed, from Orthanc,
+side by side; each run timed from movescu's start to its exit.
 
-    python bench/move_throughput.py [--instances 200] [--size 64] [--runs 3] [--db URL]
-
-The study is stored with DCMTK's storescu, then moved with DCMTK's movescu (Study Root,
-STUDY level) to storescp on 127.0.0.1 (started with tests/tools/bind_localhost.c
-preloaded). Each run is timed from movescu's start to its exit; prints instances/s and
-MB/s of every run and the best. Needs gcc and Debian's dcmtk.
+    python bench/move_throughput.py [--instances N] [--size N] [--runs N]
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import (
+    DCMTK,
+    ENV,
+    OUT,
+    Peer,
+    ct_series,
+    orthanc_binary,
+    split,
+    start_archive,
+    start_orthanc,
+    start_storescp,
+    storescu,
+)
+from pydicom import dcmread
 
-from core.archive import Archive  # noqa: E402
-from core.config import parse  # noqa: E402
-from tests import dicomgen  # noqa: E402
-from tests.conftest import archive_port, free_port, make_config_text  # noqa: E402
 
-DCMTK = Path("/usr/bin")
-ENV = {**os.environ, "TCP_NODELAY": "1"}
-
-
-def _storescp(work: Path, port: int) -> subprocess.Popen[bytes]:
-    shim = work / "bind_localhost.so"
-    source = ROOT / "tests" / "tools" / "bind_localhost.c"
-    subprocess.run(
-        ["gcc", "-shared", "-fPIC", "-O2", "-o", str(shim), str(source), "-ldl"], check=True
+def movescu(peer: Peer, destination: str, study_uid: str) -> float:
+    """Move a study with DCMTK's movescu; seconds."""
+    start = time.perf_counter()
+    result = subprocess.run(
+        [
+            str(DCMTK / "movescu"),
+            "-S",
+            "-aet",
+            "BENCH",
+            "-aec",
+            peer.called,
+            "-aem",
+            destination,
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            f"StudyInstanceUID={study_uid}",
+            "127.0.0.1",
+            str(peer.port),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
     )
-    (work / "received").mkdir()
-    proc = subprocess.Popen(
-        [str(DCMTK / "storescp"), "-aet", "STORESCP", "-od", str(work / "received"), str(port)],
-        env={**ENV, "LD_PRELOAD": str(shim)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"movescu failed: {result.stderr.strip()[:500]}")
+    return seconds
+
+
+def run(instances: int, size: int, runs: int) -> dict[str, tuple[float, float]]:
+    """Best of `runs` moves from each peer: {peer: (instances/s, MB/s)}."""
+    files = ct_series(OUT / "data" / f"move{instances}x{size}", instances, size, 1, 2, seed=3)
+    study_uid = dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+    megabytes = sum(p.stat().st_size for p in files) / 1e6
+    destination = start_storescp(OUT / "work" / "move-storescp")
+    target = {destination.called: ("127.0.0.1", destination.port)}
+    remote = (
+        f'[[remote_ae]]\ntitle = "{destination.called}"\nhost = "127.0.0.1"\n'
+        f"port = {destination.port}\n"
     )
-    deadline = time.monotonic() + 10
-    while f"0100007F:{port:04X}" not in Path("/proc/net/tcp").read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("storescp did not start listening on 127.0.0.1")
-        time.sleep(0.02)
-    return proc
+    starts: dict[str, Callable[[Path], Peer]] = {
+        "pacs-console": lambda w: start_archive(w, extra=remote)
+    }
+    if orthanc_binary():
+        starts["orthanc"] = lambda w: start_orthanc(w, target)
+    results = {}
+    try:
+        for name, start in starts.items():
+            peer = start(OUT / "work" / f"move-{name}")
+            try:
+                storescu(peer.port, peer.called, split(files, 1, OUT / "split-move"))
+                best = min(movescu(peer, destination.called, study_uid) for _ in range(runs))
+            finally:
+                peer.stop()
+            results[name] = (instances / best, megabytes / best)
+            print(f"  {name}: {instances / best:.0f} instances/s")
+    finally:
+        destination.stop()
+    return results
+
+
+def report(results: dict[str, tuple[float, float]], instances: int, size: int) -> None:
+    """Print instances/s and MB/s per peer and pacs-console's ratio to Orthanc."""
+    print(f"\nC-MOVE of one {instances}-instance study ({size}x{size}) to storescp")
+    for name, (per_second, mb) in results.items():
+        print(f"  {name:<14} {per_second:7.0f} instances/s {mb:7.1f} MB/s")
+    if "orthanc" in results:
+        ratio = results["pacs-console"][0] / results["orthanc"][0]
+        print(f"  ratio pacs-console / orthanc: {ratio:.2f}x")
 
 
 def main() -> None:
@@ -58,53 +106,8 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--size", type=int, default=64, help="rows = columns (16-bit pixels)")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--db", help="database URL (default: SQLite in the work folder)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-
-    work = Path(tempfile.mkdtemp(prefix="move-bench-"))
-    dest_port = free_port()
-    extra = f'[[remote_ae]]\ntitle = "STORESCP"\nhost = "127.0.0.1"\nport = {dest_port}\n'
-    db = args.db or f"sqlite:///{work / 'archive.db'}"
-    archive = Archive(parse(make_config_text(work, db, free_port(), extra)))
-    archive.start()
-    storescp = _storescp(work, dest_port)
-    try:
-        study_uid, datasets = dicomgen.study(
-            work / "study", series=1, instances=args.instances, size=args.size
-        )
-        archive_at = ["127.0.0.1", str(archive_port(archive))]
-        store = ["-aet", "ACME1", "-aec", "DCM4CHEE", "+sd", *archive_at, str(work / "study")]
-        subprocess.run([str(DCMTK / "storescu"), *store], env=ENV, check=True)
-        megabytes = sum(p.stat().st_size for p in (work / "study").iterdir()) / 1e6
-        print(
-            f"{args.instances} instances of {args.size}x{args.size} ({megabytes:.1f} MB), "
-            f"database {db.split(':')[0]}"
-        )
-        move = ["-S", "-aec", "DCM4CHEE", "-aet", "ACME1", "-aem", "STORESCP"]
-        move += ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}"]
-        move += archive_at
-        rates = []
-        for run in range(1, args.runs + 1):
-            shutil.rmtree(work / "received")
-            (work / "received").mkdir()
-            started = time.perf_counter()
-            subprocess.run([str(DCMTK / "movescu"), *move], env=ENV, check=True)
-            seconds = time.perf_counter() - started
-            arrived = len(list((work / "received").iterdir()))
-            if arrived != len(datasets):
-                raise SystemExit(f"run {run}: {arrived} of {len(datasets)} instances arrived")
-            rates.append(args.instances / seconds)
-            print(
-                f"run {run}: {seconds:.3f} s, {rates[-1]:.0f} instances/s, "
-                f"{megabytes / seconds:.1f} MB/s"
-            )
-        print(f"best: {max(rates):.0f} instances/s")
-    finally:
-        storescp.terminate()
-        storescp.wait()
-        archive.stop(grace=5)
-        shutil.rmtree(work, ignore_errors=True)
+    report(run(args.instances, args.size, args.runs), args.instances, args.size)
 
 
 if __name__ == "__main__":

@@ -74,22 +74,27 @@ def report(rows: list[tuple[str, int, dict[str, tuple[float, float]]]]) -> None:
         print(line + " | " + ratios)
 
 
+def peers(postgres: str | None = None) -> dict[str, Callable[[Path], Peer]]:
+    """storescp, pacs-console (SQLite; also PostgreSQL when given) and Orthanc if installed."""
+    found: dict[str, Callable[[Path], Peer]] = {
+        "storescp": start_storescp,
+        "pacs-console": start_archive,
+    }
+    if postgres:
+        found["pacs-console (pg)"] = lambda w: start_archive(w, fresh_schema(postgres))
+    if orthanc_binary():
+        found["orthanc"] = start_orthanc
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=200)
     parser.add_argument("--postgres", metavar="URL", help="also measure on this PostgreSQL")
     args = parser.parse_args()
-    peers: dict[str, Callable[[Path], Peer]] = {
-        "storescp": start_storescp,
-        "pacs-console": start_archive,
-    }
-    if args.postgres:
-        peers["pacs-console (pg)"] = lambda w: start_archive(w, fresh_schema(args.postgres))
-    if orthanc_binary():
-        peers["orthanc"] = start_orthanc
     print("C-STORE throughput (DCMTK storescu, TCP_NODELAY=1)")
-    report(run(peers, datasets(args.small, args.large)))
+    report(run(peers(args.postgres), datasets(args.small, args.large)))
 
 
 if __name__ == "__main__":
