@@ -80,6 +80,7 @@ class Archive:
             self.stop()
             raise StartupError(str(exc)) from None
         # What this process stores (console uploads) goes through the same writer.
+        services.indexer.close()
         services.indexer = RemoteIndexer(self.pool.address, self.pool.authkey)
 
     def stop(self, grace: float = 30.0) -> None:

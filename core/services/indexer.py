@@ -27,15 +27,15 @@ from core.services.indexing import IndexJob, IndexResult, Rejected, apply
 log = logging.getLogger(__name__)
 
 PROCESSING_FAILURE = 0x0110
-# A store waits this long for its index job before it fails (the writer may be restarting).
-JOB_TIMEOUT = 120.0
 CONNECT_TIMEOUT = 15.0
 
 
 class Indexer(Protocol):
     """Applies index jobs."""
 
-    def submit(self, job: IndexJob) -> IndexResult: ...
+    def submit(self, job: IndexJob) -> Future[IndexResult]:
+        """Queue a job; the future gives its result (never an exception)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -77,30 +77,42 @@ def apply_batch(db: Database, jobs: list[IndexJob]) -> list[IndexResult]:
 
 
 class LocalIndexer:
-    """Applies jobs in this process. Threads that submit while a batch is being written
-    wait; the next of them to get the lock writes all jobs queued by then."""
+    """Applies jobs in this process, on one thread that writes all jobs queued while it
+    was writing the previous batch as the next batch."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._lock = threading.Lock()
         self._queue: list[tuple[IndexJob, Future[IndexResult]]] = []
-        self._queue_lock = threading.Lock()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._write, name="indexer", daemon=True)
+        self._thread.start()
 
-    def submit(self, job: IndexJob) -> IndexResult:
+    def submit(self, job: IndexJob) -> Future[IndexResult]:
         future: Future[IndexResult] = Future()
-        with self._queue_lock:
+        with self._ready:
             self._queue.append((job, future))
-        with self._lock:
-            if not future.done():
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                results = apply_batch(self.db, [j for j, _ in batch])
-                for (_, waiting), result in zip(batch, results, strict=True):
-                    waiting.set_result(result)
-        return future.result()
+            self._ready.notify()
+        return future
+
+    def _write(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._closed:
+                    self._ready.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            results = apply_batch(self.db, [job for job, _ in batch])
+            for (_, waiting), result in zip(batch, results, strict=True):
+                waiting.set_result(result)
 
     def close(self) -> None:
-        """Nothing to release: the database belongs to the caller."""
+        """Write what is queued, then stop (the database belongs to the caller)."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        self._thread.join()
 
 
 class RemoteIndexer:
@@ -155,7 +167,7 @@ class RemoteIndexer:
                     IndexResult(PROCESSING_FAILURE, "failed", "Index writer unavailable")
                 )
 
-    def submit(self, job: IndexJob) -> IndexResult:
+    def submit(self, job: IndexJob) -> Future[IndexResult]:
         job_id = next(self._ids)
         future: Future[IndexResult] = Future()
         self._waiting[job_id] = future
@@ -163,10 +175,12 @@ class RemoteIndexer:
             conn = self._connection()
             with self._send_lock:
                 conn.send((job_id, job))
-            return future.result(timeout=JOB_TIMEOUT)
-        except (OSError, EOFError, TimeoutError) as exc:
+        except (OSError, EOFError) as exc:
             self._waiting.pop(job_id, None)
-            return IndexResult(PROCESSING_FAILURE, "failed", f"Index writer unavailable: {exc}")
+            future.set_result(
+                IndexResult(PROCESSING_FAILURE, "failed", f"Index writer unavailable: {exc}")
+            )
+        return future
 
     def close(self) -> None:
         with self._send_lock:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, text, update
 
 from core.db.columns import instance_columns, patient_columns, series_columns, study_columns
 from core.db.models import Instance, Location, LocationStatus, Patient, Series, Study
@@ -308,3 +308,55 @@ def _supplement(
         .where(table.c.pk == pk)
         .values(attrs=_dumps(stored), updated=job.received, **columns(stored))
     )
+
+
+def undo(conn: Connection, storage_id: str, storage_path: str) -> None:
+    """Take back the row of a stored object whose file turned out not durable: its
+    location goes; the locations it replaced come back; an instance left without files
+    goes, with the series, study and patient it leaves empty."""
+    row = conn.execute(
+        select(_location.c.pk, _location.c.instance_fk).where(
+            _location.c.storage_id == storage_id, _location.c.storage_path == storage_path
+        )
+    ).first()
+    if row is None:
+        return
+    conn.execute(delete(_location).where(_location.c.pk == row.pk))
+    instance_pk = row.instance_fk
+    if instance_pk is None:
+        return
+    others = conn.execute(
+        select(_location.c.pk, _location.c.status).where(_location.c.instance_fk == instance_pk)
+    ).all()
+    if any(o.status == LocationStatus.OK for o in others):
+        return
+    if others:
+        # A replacement not completed: the replaced file is still there, make it current.
+        conn.execute(
+            update(_location)
+            .where(_location.c.instance_fk == instance_pk)
+            .values(status=LocationStatus.OK)
+        )
+        return
+    series_pk = conn.execute(
+        select(_instance.c.series_fk).where(_instance.c.pk == instance_pk)
+    ).scalar_one()
+    conn.execute(delete(_instance).where(_instance.c.pk == instance_pk))
+    _drop_if_empty(conn, series_pk)
+
+
+def _drop_if_empty(conn: Connection, series_pk: int) -> None:
+    if conn.execute(select(_instance.c.pk).where(_instance.c.series_fk == series_pk)).first():
+        return
+    study_pk = conn.execute(
+        select(_series.c.study_fk).where(_series.c.pk == series_pk)
+    ).scalar_one()
+    conn.execute(delete(_series).where(_series.c.pk == series_pk))
+    if conn.execute(select(_series.c.pk).where(_series.c.study_fk == study_pk)).first():
+        return
+    patient_pk = conn.execute(
+        select(_study.c.patient_fk).where(_study.c.pk == study_pk)
+    ).scalar_one()
+    conn.execute(delete(_study).where(_study.c.pk == study_pk))
+    if not conn.execute(select(_study.c.pk).where(_study.c.patient_fk == patient_pk)).first():
+        conn.execute(delete(_patient).where(_patient.c.pk == patient_pk))

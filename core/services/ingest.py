@@ -22,7 +22,7 @@ from core.dicom import attributes as attrs
 from core.dicom.header import parse_header
 from core.events import InstanceStored
 from core.services.context import ServiceContext
-from core.services.indexing import IndexJob
+from core.services.indexing import IndexJob, IndexResult, undo
 from core.storage.filesystem import IncomingFile, Placement, StorageError, layout
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,24 @@ def _job(received: Received, h: Header, placement: Placement, now: datetime) -> 
     )
 
 
+def _index_while_durable(
+    services: ServiceContext, placement: Placement, job: IndexJob
+) -> IndexResult:
+    """Commit the row while the file is fsynced: the two waits overlap. Success needs
+    both; a crash in between leaves the journal entry, and recovery then keeps the row
+    only if the file is whole (core.services.recovery)."""
+    pending = services.indexer.submit(job)
+    try:
+        placement.make_durable()
+    except StorageError:
+        indexed = pending.result()
+        if indexed.outcome in ("stored", "replaced"):
+            with services.db.write() as session:
+                undo(session.connection(), placement.storage.id, placement.rel_path)
+        raise
+    return pending.result()
+
+
 def ingest(services: ServiceContext, received: Received) -> StoreResult:
     """Index and keep a received object, or discard it with the reason. Never raises."""
     parsed = _parse(received)
@@ -156,9 +174,7 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
         placement = services.storage.place(
             received.file, layout(now, h.study_iuid, h.series_iuid, h.sop_iuid)
         )
-        # Each thread fsyncs its own file; concurrent fsyncs share journal commits.
-        placement.make_durable()
-        indexed = services.indexer.submit(_job(received, h, placement, now))
+        indexed = _index_while_durable(services, placement, _job(received, h, placement, now))
         result = StoreResult(indexed.status, indexed.outcome, indexed.comment, indexed.offending)
     except StorageError as exc:
         indexed, result = None, StoreResult(OUT_OF_RESOURCES, "failed", str(exc))

@@ -2,20 +2,18 @@
 
 A received object is written to `.tmp/<random>.part`, then placed: renamed to a journal
 entry (`.tmp/<encoded final path>.placing`), hard-linked at its final path and fsynced.
-The journal entry stays until the database row is committed. After a crash, `recover()`
-finishes or undoes every placement that has a journal entry, so no file outlives a missing
-row and no row points to a missing file.
+The journal entry stays until the object is stored (row committed, file durable). After a
+crash, core.services.recovery finishes or undoes every placement that still has a journal
+entry, so no file outlives a missing row and no row points to a missing or damaged file.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -68,20 +66,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-# Large pieces are handed to the disk as they arrive, so that the fsync before the
-# response has less left to wait for (Linux sync_file_range, SYNC_FILE_RANGE_WRITE).
-_WRITEBACK_CHUNK = 1 << 16
-_libc = ctypes.CDLL(None, use_errno=True)
-_sync_file_range = getattr(_libc, "sync_file_range", None)
-if _sync_file_range is not None:
-    _sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    if _sync_file_range is not None:
-        _sync_file_range(fd, offset, length, 2)
-
-
 class IncomingFile:
     """A file being received: written in pieces and digested as it goes. Its first
     `HEAD_BYTES` are also kept in memory, so that indexing can parse small objects
@@ -103,7 +87,6 @@ class IncomingFile:
         self._md5.update(view)
         if len(self.head) < self.HEAD_BYTES:
             self.head += view[: self.HEAD_BYTES - len(self.head)]
-        start = self.size
         try:
             while view:
                 written = os.write(self._fd, view)
@@ -111,8 +94,6 @@ class IncomingFile:
                 self.size += written
         except OSError as exc:
             raise StorageError(_describe(exc)) from exc
-        if self.size - start >= _WRITEBACK_CHUNK:
-            _start_writeback(self._fd, start, self.size - start)
 
     @property
     def whole_in_memory(self) -> bool:
@@ -266,28 +247,44 @@ class FileStorage:
                 break
             folder = folder.parent
 
-    def recover(self, is_indexed: Callable[[str], bool]) -> tuple[int, int]:
-        """Finish or undo placements interrupted by a crash.
-
-        `is_indexed(rel_path)` tells whether a committed row points at a path. Returns
-        (placements kept, files removed)."""
-        kept = removed = 0
+    def pending(self) -> list[tuple[str, Path]]:
+        """Placements left by a crash: (final path, journal entry). Unfinished receptions
+        (.part files) are removed here."""
+        found = []
         if not self.tmp.is_dir():
-            return kept, removed
+            return found
         for entry in self.tmp.iterdir():
             if entry.name.endswith(PLACING):
-                rel = _decode(entry.name)
-                final = self.root / rel
-                if is_indexed(rel):
-                    if not final.exists():
-                        final.parent.mkdir(parents=True, exist_ok=True)
-                        os.link(entry, final)
-                    kept += 1
-                elif final.exists() and os.path.samefile(entry, final):
-                    final.unlink()
-                    removed += 1
-            entry.unlink(missing_ok=True)
-        return kept, removed
+                found.append((_decode(entry.name), entry))
+            else:
+                entry.unlink(missing_ok=True)
+        return found
+
+    def finish_placement(self, rel_path: str, journal: Path) -> None:
+        """Keep a pending placement: make sure the final name exists, drop the journal."""
+        final = self.root / rel_path
+        if not final.exists():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.link(journal, final)
+        journal.unlink(missing_ok=True)
+
+    def undo_placement(self, rel_path: str, journal: Path) -> None:
+        """Drop a pending placement: its final name (if it is this file) and the journal."""
+        final = self.root / rel_path
+        if final.exists() and os.path.samefile(journal, final):
+            self.delete(rel_path)
+        journal.unlink(missing_ok=True)
+
+    @staticmethod
+    def digest_of(path: Path) -> tuple[int, str]:
+        """(size, MD5 hex) of a file."""
+        md5 = hashlib.md5(usedforsecurity=False)
+        size = 0
+        with path.open("rb") as file:
+            while chunk := file.read(1 << 20):
+                md5.update(chunk)
+                size += len(chunk)
+        return size, md5.hexdigest()
 
     def usage(self) -> tuple[int, int]:
         """(used, free) bytes of the filesystem holding this storage."""

@@ -236,6 +236,54 @@ def test_journal_entry_without_final_name_or_row_is_removed(opened: ServiceConte
     assert location_paths(opened) == []
 
 
+def test_committed_row_of_a_file_that_is_not_whole_is_taken_back(
+    opened: ServiceContext,
+) -> None:
+    """The row was committed while the file was being fsynced and the crash came first:
+    the file on disk is not what the row records, so the peer never got Success. Row,
+    file and the patient/study/series made for it all go."""
+    placement = placed(opened, b"half written")
+    commit_row(opened, placement.rel_path, b"the whole object as received")
+    recovered(opened)
+    assert location_paths(opened) == []
+    assert not opened.storage.path(placement.rel_path).exists()
+    with opened.db.read() as session:
+        for model in (Instance, Series, Study, Patient):
+            assert session.scalars(select(model)).all() == [], model.__name__
+
+
+def test_unfinished_replacement_brings_the_replaced_file_back(opened: ServiceContext) -> None:
+    """A replacement committed (old location marked TO_DELETE) but its new file not whole:
+    the new location goes and the replaced one is current again, file and all."""
+    old = placed(opened, b"first version")
+    commit_row(opened, old.rel_path, b"first version")
+    old.confirm()
+    new = placed(opened, b"second ver")
+    now = datetime.now()
+    with opened.db.write() as session:
+        location = session.scalars(select(Location)).one()
+        location.status = LocationStatus.TO_DELETE
+        session.add(
+            Location(
+                instance_fk=location.instance_fk,
+                storage_id=opened.storage.id,
+                storage_path=new.rel_path,
+                size=len(b"second version"),
+                digest=hashlib.md5(b"second version").hexdigest(),
+                transfer_syntax_uid="1.2.840.10008.1.2.1",
+                status=LocationStatus.OK,
+                created=now,
+            )
+        )
+    recovered(opened)
+    assert location_paths(opened) == [old.rel_path]
+    with opened.db.read() as session:
+        assert session.scalars(select(Location.status)).one() == LocationStatus.OK
+        assert len(session.scalars(select(Instance)).all()) == 1
+    assert opened.storage.path(old.rel_path).read_bytes() == b"first version"
+    assert not opened.storage.path(new.rel_path).exists()
+
+
 @pytest.mark.parametrize("file_left", [True, False])
 def test_location_marked_to_delete_is_finished(opened: ServiceContext, file_left: bool) -> None:
     """Killed after a replacement was committed but before the replaced file and row
