@@ -32,9 +32,10 @@ from common import (
     start_orthanc,
     storescu,
     study_identifier,
+    write_ct,
 )
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import CTImageStorage, generate_uid
 
 FAMILY = [
     "SMITH", "JONES", "WILLIAMS", "BROWN", "TAYLOR", "DAVIES", "EVANS", "WILSON", "THOMAS",
@@ -85,19 +86,7 @@ def corpus(folder: Path, studies: int, seed: int = 1) -> tuple[list[Path], list[
             ds.StudyDescription = rng.choice(DESCRIPTIONS)
             ds.ReferringPhysicianName = "SMITH^ANNA"
             ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CT", 1, 1
-            ds.Rows = ds.Columns = 8
-            ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
-            ds.PixelRepresentation, ds.SamplesPerPixel = 0, 1
-            ds.PhotometricInterpretation = "MONOCHROME2"
-            ds.PixelData = bytes(128)
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = ds.SOPClassUID
-            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds.file_meta = meta
-            path = folder / f"{n:06d}.dcm"
-            ds.save_as(path, enforce_file_format=True)
-            files.append(path)
+            files.append(write_ct(ds, 8, bytes(128), folder / f"{n:06d}.dcm"))
     return files, patient_ids
 
 
@@ -163,7 +152,7 @@ def report(results: dict[str, dict], studies: int) -> None:
     names = list(results)
     print(f"\nC-FIND study level, {studies} studies, one open association (ms)")
     head = f"{'query':<24}" + "".join(f" | {n + ' p50':>22} {'p95':>6}" for n in names)
-    print(head + (" | p50 ratio (orthanc / pacs-console)" if "orthanc" in results else ""))
+    print(head + (" | pacs-console speed vs orthanc (p50)" if "orthanc" in results else ""))
     for case in results[names[0]]:
         line = f"{case:<24}"
         for name in names:
@@ -171,7 +160,7 @@ def report(results: dict[str, dict], studies: int) -> None:
             line += f" | {p50:>22.2f} {p95:>6.2f}"
         if "orthanc" in results:
             ratio = results["orthanc"][case][0] / results["pacs-console"][case][0]
-            line += f" | {ratio:.2f}x faster"
+            line += f" | {ratio:.2f}x"
         matches = {name: results[name][case][2] for name in names}
         print(f"{line}   (matches {matches})")
 
