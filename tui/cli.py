@@ -56,6 +56,12 @@ def _describe(config: Config) -> str:
     for ae in config.ae:
         services = ", ".join(s.value for s in ae.services)
         lines.append(f"  AE {ae.title} on {ae.host}:{ae.port} ({services}; view {ae.view.value})")
+    workers = config.network.processes
+    lines.append(
+        f"  {workers} worker process{'es' if workers != 1 else ''} and an index writer"
+        if workers
+        else "  associations served by this process"
+    )
     lines.append(f"  database {config.database.url}")
     lines.append(f"  storage {config.storage.id} at {config.storage.path}")
     return "\n".join(lines)
@@ -64,12 +70,9 @@ def _describe(config: Config) -> str:
 def _serve(config: Config) -> int:
     from core.archive import Archive
     from core.net.server import StartupError
+    from core.workers import LOG_FORMAT
 
-    logging.basicConfig(
-        level=config.log.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=config.log.level, format=LOG_FORMAT, stream=sys.stderr)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
