@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -16,7 +17,7 @@ from core.services.context import ServiceContext
 from core.services.indexer import LocalIndexer, RemoteIndexer
 from core.services.recovery import recover
 from core.storage.filesystem import FileStorage, StorageError
-from core.workers import WorkerPool
+from core.workers import WorkerPool, start_serving
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Archive:
         self.services: ServiceContext | None = None
         self.server: DicomServer | None = None
         self.pool: WorkerPool | None = None
+        self._stop_serving: Callable[[float], None] | None = None
 
     def open(self) -> ServiceContext:
         """Open database (creating or upgrading the schema) and storage, and finish what a
@@ -54,6 +56,30 @@ class Archive:
         recover(self.services)
         return self.services
 
+    def attach(self) -> ServiceContext:
+        """Open the database and storage of a running `serve` without serving: no
+        migration, no recovery (the serving node owns those); what this process stores is
+        indexed here, queued behind the serving node's writer by the database's locks."""
+        db = Database(self.config.database.url)
+        try:
+            current = migrate.is_current(db.engine)
+        except SQLAlchemyError as exc:
+            db.dispose()
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise StartupError(f"database {self.config.database.url}: {reason}") from None
+        if not current:
+            db.dispose()
+            raise StartupError(
+                f"database {self.config.database.url} is not at this version's schema: "
+                "start `pacs-console serve` with this version first"
+            )
+        storage = FileStorage(self.config.storage.id, self.config.storage.path)
+        if not storage.root.is_dir():
+            db.dispose()
+            raise StartupError(f"{storage.root}: no storage there (is `serve` using it?)")
+        self.services = ServiceContext(self.config, db, storage, self.events, LocalIndexer(db))
+        return self.services
+
     def start(self, listen: bool = True) -> None:
         """Bind, open, serve."""
         workers = self.config.network.processes if listen else 0
@@ -71,7 +97,7 @@ class Archive:
             return
         self.server.listen()
         if workers == 0:
-            self.server.start(services)
+            self._stop_serving = start_serving(services, self.server)
             return
         self.pool = WorkerPool(self.config, self.server)
         try:
@@ -88,9 +114,9 @@ class Archive:
         if self.pool is not None:
             self.pool.grace = grace
             self.pool.stop()
+        if self._stop_serving is not None:
+            self._stop_serving(grace)
         if self.server is not None:
-            if self.pool is None:
-                self.server.stop(grace)
             self.server.close()
         if self.services is not None:
             self.services.indexer.close()

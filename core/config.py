@@ -6,8 +6,11 @@ and the value, so that the command line can print it and exit with status 2.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import tomllib
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -128,6 +131,20 @@ class RemoteAEConfig(_Section):
     port: Port
 
 
+class ExporterKind(StrEnum):
+    DICOM = "dicom"
+    STOW_RS = "stow-rs"
+
+
+class ExporterConfig(_Section):
+    """An exporter: C-STORE to a remote AE (kind dicom, destination = its AE title) or
+    STOW-RS (destination = the base URL)."""
+
+    id: str = Field(min_length=1)
+    kind: ExporterKind
+    destination: str = Field(min_length=1)
+
+
 def _default_aes() -> tuple[AEConfig, ...]:
     return (AEConfig(title="DCM4CHEE"),)
 
@@ -142,6 +159,7 @@ class Config(_Section):
     log: LogConfig = LogConfig()
     ae: tuple[AEConfig, ...] = Field(default_factory=_default_aes, min_length=1)
     remote_ae: tuple[RemoteAEConfig, ...] = ()
+    exporter: tuple[ExporterConfig, ...] = ()
     source: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -152,6 +170,15 @@ class Config(_Section):
                 if item.title in seen:
                     raise ValueError(f"{section}[{i}].title: duplicate AE title {item.title!r}")
                 seen.add(item.title)
+        ids: set[str] = set()
+        for i, exporter in enumerate(self.exporter):
+            if exporter.id in ids:
+                raise ValueError(f"exporter[{i}].id: duplicate exporter id {exporter.id!r}")
+            ids.add(exporter.id)
+            if exporter.kind == ExporterKind.DICOM and self.remote(exporter.destination) is None:
+                raise ValueError(
+                    f"exporter[{i}].destination: {exporter.destination!r} is not a remote_ae"
+                )
         return self
 
     def archive_ae(self, title: str) -> AEConfig | None:
@@ -201,7 +228,7 @@ def _one_line(error: ValidationError, source: str) -> str:
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         return f"{source}: {key}: required key is missing{tail}"
-    if msg.startswith(("ae[", "remote_ae[")):
+    if msg.startswith(("ae[", "remote_ae[", "exporter[")):
         return f"{source}: {msg}{tail}"
     return f"{source}: {key}: {msg} (value {first.get('input')!r}){tail}"
 
@@ -232,3 +259,64 @@ def load(path: str | Path | None) -> Config:
         raise ConfigError(f"{file}: cannot read the config file: not UTF-8 text") from None
     config = parse(text, source=str(file), base=file.resolve().parent)
     return config.model_copy(update={"source": file})
+
+
+class ConfigWatcher:
+    """Follows the config file of a running archive: changes that are safe while running
+    (remote AEs: move destinations and other peers) are applied through `apply`; the
+    others are logged as needing a restart. Polls the file's modification time."""
+
+    def __init__(
+        self,
+        current: Callable[[], Config],
+        apply: Callable[[Config], None],
+        interval: float = 2.0,
+    ) -> None:
+        self._current = current
+        self._apply = apply
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        source = current().source
+        self._path = source
+        self._mtime = self._stat()
+
+    def _stat(self) -> float | None:
+        try:
+            return self._path.stat().st_mtime if self._path else None
+        except OSError:
+            return None
+
+    def start(self) -> None:
+        if self._path is None:
+            return
+        self._thread = threading.Thread(target=self._run, name="config-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            mtime = self._stat()
+            if mtime is not None and mtime != self._mtime:
+                self._mtime = mtime
+                self.check()
+
+    def check(self) -> None:
+        """Load the file now and apply what can be applied."""
+        log = logging.getLogger("pacs")
+        current = self._current()
+        try:
+            loaded = load(self._path)
+        except ConfigError as exc:
+            log.warning("config not reloaded: %s", exc)
+            return
+        ignored = {"remote_ae", "source"}
+        if loaded.model_dump(exclude=ignored) != current.model_dump(exclude=ignored):
+            log.warning("%s changed in settings that take effect after a restart", self._path)
+        if loaded.remote_ae != current.remote_ae:
+            self._apply(current.model_copy(update={"remote_ae": loaded.remote_ae}))
+            log.info("remote AEs reloaded from %s", self._path)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

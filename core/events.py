@@ -1,4 +1,4 @@
-"""In-process notifications: association opened/closed, instance stored.
+"""In-process notifications: association opened/closed, instance stored, query answered.
 
 Subscribers are called in the publisher's thread (a network thread): they must be quick
 and must not touch UI objects directly (the console posts to its loop with
@@ -68,7 +68,16 @@ class InstanceStored:
     outcome: str
 
 
-Event = AssociationOpened | AssociationClosed | InstanceStored
+@dataclass(frozen=True)
+class QueryAnswered:
+    """A C-FIND finished: how long it took and how many matches it returned."""
+
+    level: str
+    seconds: float
+    matches: int
+
+
+Event = AssociationOpened | AssociationClosed | InstanceStored | QueryAnswered
 
 
 class EventBus:

@@ -24,13 +24,14 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from core.config import Config
+from core.config import Config, ConfigWatcher
 from core.db.engine import Database
 from core.events import EventBus
 from core.net.handlers import HANDLERS
 from core.net.server import AssociationLimit, DicomServer
 from core.services.context import ServiceContext
 from core.services.indexer import RemoteIndexer, run_writer
+from core.services.status import StatusBoard, run_dir
 from core.storage.filesystem import FileStorage
 
 log = logging.getLogger("pacs")
@@ -84,12 +85,33 @@ def _worker_main(
     services = ServiceContext(config, db, storage, EventBus(), indexer)
     server = DicomServer(config, HANDLERS, limit)
     server.adopt(listeners)
-    server.start(services)
+    stop_serving = start_serving(services, server)
     ready.set()
     stop.wait()
-    server.stop(grace)
+    stop_serving(grace)
     indexer.close()
     db.dispose()
+
+
+def start_serving(services: ServiceContext, server: DicomServer) -> Callable[[float], None]:
+    """Serve associations with `services`, publish this process's status for consoles and
+    follow changes of the config file; returns the function that stops all that."""
+    board = StatusBoard(run_dir(services.config.storage.path), services.events, server.active)
+
+    def apply(config: Config) -> None:
+        services.config = server.config = config
+
+    watcher = ConfigWatcher(lambda: services.config, apply)
+    server.start(services)
+    board.start()
+    watcher.start()
+
+    def stop(grace: float) -> None:
+        watcher.stop()
+        server.stop(grace)
+        board.stop()
+
+    return stop
 
 
 class WorkerPool:

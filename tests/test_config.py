@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from core.config import AEConfig, Config, ConfigError, RemoteAEConfig, load, parse
+from core.config import AEConfig, Config, ConfigError, ExporterConfig, RemoteAEConfig, load, parse
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.toml.example"
 
@@ -27,7 +27,7 @@ def test_example_loads_and_documents_the_embedded_defaults(tmp_path: Path) -> No
     copy.write_text(EXAMPLE.read_text())
     example = load(copy)
     defaults = parse("", base=tmp_path)
-    machine_dependent = {"remote_ae": True, "network": {"processes"}}
+    machine_dependent = {"remote_ae": True, "exporter": True, "network": {"processes"}}
     assert example.model_dump(exclude=machine_dependent) == defaults.model_dump(
         exclude=machine_dependent
     )
@@ -47,6 +47,8 @@ def test_example_sets_every_field_of_every_section() -> None:
             assert all(set(ae) == _fields(AEConfig) for ae in raw["ae"])
         elif name == "remote_ae":
             assert all(set(r) == _fields(RemoteAEConfig) for r in raw["remote_ae"])
+        elif name == "exporter":
+            assert all(set(e) == _fields(ExporterConfig) for e in raw["exporter"])
         else:
             assert isinstance(model, type) and issubclass(model, BaseModel)
             assert set(raw[name]) == _fields(model), name

@@ -54,10 +54,16 @@ class Patient(Base):
     birth_date: Mapped[str | None] = mapped_column(String)
     sex: Mapped[str | None] = mapped_column(String)
     attrs: Mapped[str] = mapped_column(Text, default="{}")
+    # Set when the patient was merged into another one (it then has no studies).
+    merged_into_fk: Mapped[int | None] = mapped_column(ForeignKey("patient.pk"), index=True)
     created: Mapped[datetime] = mapped_column(DateTime)
     updated: Mapped[datetime] = mapped_column(DateTime)
+    # Set by edits (not by ingest): retrieved objects then get the index's attributes.
+    edited: Mapped[datetime | None] = mapped_column(DateTime)
 
-    studies: Mapped[list[Study]] = relationship(back_populates="patient")
+    studies: Mapped[list[Study]] = relationship(
+        back_populates="patient", foreign_keys="Study.patient_fk"
+    )
 
     __table_args__ = (Index("ix_patient_patient_id_issuer", "patient_id", "issuer"),)
 
@@ -75,9 +81,13 @@ class Study(Base):
     study_description: Mapped[str | None] = mapped_column(String)
     referring_physician: Mapped[str | None] = mapped_column(String)
     referring_physician_upper: Mapped[str | None] = mapped_column(String)
+    # dcm4chee's study expiration date (DA) and access control ID.
+    expiration_date: Mapped[str | None] = mapped_column(String, index=True)
+    access_control_id: Mapped[str | None] = mapped_column(String)
     attrs: Mapped[str] = mapped_column(Text, default="{}")
     created: Mapped[datetime] = mapped_column(DateTime, index=True)
     updated: Mapped[datetime] = mapped_column(DateTime)
+    edited: Mapped[datetime | None] = mapped_column(DateTime)
 
     patient: Mapped[Patient] = relationship(back_populates="studies")
     series: Mapped[list[Series]] = relationship(back_populates="study")
@@ -99,6 +109,7 @@ class Series(Base):
     attrs: Mapped[str] = mapped_column(Text, default="{}")
     created: Mapped[datetime] = mapped_column(DateTime)
     updated: Mapped[datetime] = mapped_column(DateTime)
+    edited: Mapped[datetime | None] = mapped_column(DateTime)
 
     study: Mapped[Study] = relationship(back_populates="series")
     instances: Mapped[list[Instance]] = relationship(back_populates="series")

@@ -9,10 +9,12 @@ status with an error comment; the association goes on.
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import closing
 
 from core.db.matching import MatchingError
 from core.dicom.codec import decode_identifier, encode_identifier
+from core.events import QueryAnswered
 from core.net import dimse
 from core.net.association import AssociationClosed
 from core.net.contexts import FIND_MODELS
@@ -66,6 +68,8 @@ def _find(request: Request, raw: bytes | None) -> int:
         results = find(request.services, query)
     except (IdentifierError, MatchingError) as exc:
         return _failed(request, exc.status, exc.comment, exc.tag)
+    started = time.perf_counter()
+    matches = 0
     with closing(results):
         for response in results:
             if _cancelled(request):
@@ -76,6 +80,10 @@ def _find(request: Request, raw: bytes | None) -> int:
                 dimse.response(request.command, dimse.C_FIND_RSP, PENDING, has_dataset=True),
             )
             request.assoc.send_data(request.ctx.id, data)
+            matches += 1
+    request.services.events.publish(
+        QueryAnswered(query.level, time.perf_counter() - started, matches)
+    )
     return _final(request, SUCCESS)
 
 
