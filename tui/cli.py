@@ -1,6 +1,7 @@
 """The `pacs-console` command line.
 
-`serve` and `echo` never import textual: a headless archive does not need it.
+`serve` and `echo` never import textual: a headless archive does not need it. The
+console (`pacs-console`, `pacs-console console --attach`) imports it when it starts.
 Exit status: 0 success, 1 a failed operation (echo), 2 bad usage, config or start-up.
 """
 
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from core.config import Config, ConfigError, load
 
@@ -43,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     echo.add_argument("peer", metavar="AET@HOST:PORT")
     echo.add_argument(
         "--calling-aet", default=None, help="our AE title (default: the first archive AE)"
+    )
+    console = sub.add_parser(
+        "console", parents=[common], help="the console (the default command); see --attach"
+    )
+    console.add_argument(
+        "--attach",
+        action="store_true",
+        help="open the database and storage of a running `serve` instead of starting one",
     )
     return parser
 
@@ -89,6 +100,52 @@ def _serve(config: Config) -> int:
     return 0
 
 
+def _log_to_file(config: Config) -> tuple[Path, int]:
+    """In the console the terminal belongs to the UI: logs (and worker processes' stderr)
+    go to pacs-console.log beside the storage folder. Returns the log's path and a
+    descriptor of the terminal's stderr, for messages after the UI has ended."""
+    path = Path(config.storage.path).resolve().parent / "pacs-console.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    terminal = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    from core.workers import LOG_FORMAT
+
+    logging.basicConfig(level=config.log.level, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    return path, terminal
+
+
+def _console(config: Config, attach: bool) -> int:
+    from core.archive import Archive
+    from core.net.server import StartupError
+
+    archive = Archive(config)
+    terminal = None
+    try:
+        if attach:
+            archive.attach()
+        else:
+            log_path, terminal = _log_to_file(config)
+            archive.start()
+    except StartupError as exc:
+        if terminal is not None:
+            os.dup2(terminal, 2)
+        return _fail(str(exc))
+    from tui.app import PacsConsole
+
+    assert archive.services is not None
+    try:
+        PacsConsole(archive.services, None if attach else archive).run()
+    finally:
+        archive.stop()
+        if terminal is not None:
+            os.dup2(terminal, 2)
+    if not attach:
+        print(f"{PROG}: stopped; the log is {log_path}")
+    return 0
+
+
 def _echo(config: Config, args: argparse.Namespace) -> int:
     from core.services.verification import echo
 
@@ -119,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(config)
     if args.command == "echo":
         return _echo(config, args)
-    return _fail("the console is not available yet; run `pacs-console serve`")
+    return _console(config, attach=getattr(args, "attach", False))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""Console fixtures: an archive (SQLite, no listeners) holding the fixed studies of
+tests/tui/fixtures.py, and the console app over it with a frozen clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from core.archive import Archive
+from core.config import parse
+from core.services.context import ServiceContext
+from tests.tui import fixtures
+from tui.app import PacsConsole
+
+CONFIG = """
+[device]
+name = "pacs-test"
+
+[database]
+url = "sqlite:///{root}/archive.db"
+
+[storage]
+path = "{root}/fs1"
+
+[network]
+processes = 0
+
+[[ae]]
+title = "DCM4CHEE"
+host = "127.0.0.1"
+port = 11112
+
+[[remote_ae]]
+title = "STORESCP"
+host = "127.0.0.1"
+port = 11113
+"""
+
+
+@pytest.fixture
+def console_archive(tmp_path: Path) -> Iterator[Archive]:
+    """An opened archive (no listeners) with the fixed studies."""
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(CONFIG.format(root=tmp_path))
+    config = parse(config_file.read_text(), source=str(config_file), base=tmp_path)
+    archive = Archive(config.model_copy(update={"source": config_file}))
+    services = archive.open()
+    fixtures.populate(services)
+    try:
+        yield archive
+    finally:
+        archive.stop()
+
+
+@pytest.fixture
+def console_services(console_archive: Archive) -> ServiceContext:
+    assert console_archive.services is not None
+    return console_archive.services
+
+
+@pytest.fixture
+def make_console(console_archive: Archive) -> Callable[..., PacsConsole]:
+    """Build the console over the fixed archive, its clock frozen at fixtures.NOW."""
+
+    def build(**kwargs: object) -> PacsConsole:
+        assert console_archive.services is not None
+        return PacsConsole(
+            console_archive.services, console_archive, clock=lambda: fixtures.NOW, **kwargs
+        )
+
+    return build

@@ -1,0 +1,166 @@
+"""The console's frame: modes, `:` jumps with completion, `esc` back, `?` keys, `/`
+filter, the command palette, a broken view, and quitting with open associations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from textual.widgets import DataTable
+
+from core.services.status import run_dir
+from tests.tui import fixtures
+from tui import views
+from tui.app import PacsConsole
+from tui.screens.keys import KeysScreen
+from tui.screens.mode import BrokenView
+from tui.widgets.confirm import Confirm
+
+Console = Callable[..., PacsConsole]
+
+
+def view_name(app: PacsConsole) -> str:
+    view = app.current_view()
+    assert view is not None and view.parent is not None
+    return str(view.parent.id)
+
+
+async def test_colon_jumps_to_a_view_with_completion_and_esc_goes_back(
+    make_console: Console,
+) -> None:
+    """`:exp<tab><enter>` opens Exporters (completed from "exp"), `:ae` Archive AEs;
+    esc walks back through the views seen."""
+    app = make_console(start_view="device")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("colon", *"exp", "tab", "enter")
+        await pilot.pause()
+        assert view_name(app) == "exporters"
+        await pilot.press("colon", *"ae", "enter")
+        await pilot.pause()
+        assert view_name(app) == "aes"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert view_name(app) == "exporters"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert view_name(app) == "device"
+
+
+async def test_unknown_view_is_named_in_a_notification(make_console: Console) -> None:
+    """`:nosuch` leaves the view as it is and says which views exist."""
+    app = make_console(start_view="device")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("colon", *"nosuch", "enter")
+        await pilot.pause()
+        assert view_name(app) == "device"
+        messages = [n.message for n in app._notifications]
+        assert any("No view called 'nosuch'" in m and "studies" in m for m in messages)
+
+
+async def test_function_keys_switch_modes(make_console: Console) -> None:
+    """F2/F4 go to Monitoring/Configuration, back to the view last seen there."""
+    app = make_console(start_view="aes")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("f2")
+        await pilot.pause()
+        assert app.current_mode == "monitoring"
+        await pilot.press("f4")
+        await pilot.pause()
+        assert app.current_mode == "configuration" and view_name(app) == "aes"
+
+
+async def test_question_mark_lists_the_keys_of_the_view(make_console: Console) -> None:
+    """`?` shows the current view's keys and the global ones; esc closes it."""
+    app = make_console(start_view="device")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, KeysScreen)
+        text = str(app.screen.query_one("#keys-text").render())
+        assert "Everywhere" in text and "command palette" in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, KeysScreen)
+
+
+async def test_slash_filters_the_rows_in_view(make_console: Console) -> None:
+    """`/timeout` keeps the timeout rows of the Device view; `/` with nothing shows all."""
+    app = make_console(start_view="device")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        table = app.current_view().query_one(DataTable)
+        everything = table.row_count
+        await pilot.press("slash", *"timeout", "enter")
+        await pilot.pause()
+        assert table.row_count == 3
+        await pilot.press("slash", "enter")
+        await pilot.pause()
+        assert table.row_count == everything
+
+
+async def test_command_palette_reaches_views(make_console: Console) -> None:
+    """ctrl+p, "Archive AEs", enter: the palette lists every view."""
+    app = make_console(start_view="device")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"view: Archive AEs")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert view_name(app) == "aes"
+
+
+async def test_a_view_that_fails_to_load_leaves_the_console_usable(
+    make_console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tab whose module cannot be imported says why; the others work."""
+    broken = views.ViewSpec("exporters", "configuration", "Exporters", ("ex",), "tui.nosuch:X")
+    monkeypatch.setattr(
+        views, "VIEWS", tuple(broken if v.name == "exporters" else v for v in views.VIEWS)
+    )
+    app = make_console(start_view="exporters")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        view = app.current_view()
+        assert isinstance(view, BrokenView) and "tui.nosuch" in view.reason
+        await pilot.press("colon", *"device", "enter")
+        await pilot.pause()
+        assert view_name(app) == "device"
+
+
+async def test_quit_asks_while_associations_are_open(make_console: Console) -> None:
+    """ctrl+q with an open association (published by a serving process) asks first: `n`
+    keeps the console running, `y` quits."""
+    app = make_console(start_view="device")
+    folder = run_dir(app.services.config.storage.path)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "status-1.json").write_text(
+        json.dumps(
+            {
+                "pid": 1,
+                "written": fixtures.NOW + 1e9,  # never stale for this test
+                "associations": [{"opened": "2026-01-15T11:59:00", "remote_ae": "MODALITY"}],
+                "buckets": [],
+            }
+        )
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+    assert app.return_code == 0

@@ -1,0 +1,218 @@
+"""The console: three modes of tabs (Monitoring, Navigation, Configuration) over the
+archive's services, k9s-style keys (`:` view, `/` filter, `esc` back, `?` keys) and a
+command palette (ctrl+p) with every view and action."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from tui import views
+from tui.screens.keys import KeysScreen
+from tui.screens.mode import ModeScreen
+from tui.widgets.confirm import Confirm
+from tui.widgets.prompt import Prompt
+from tui.widgets.view import View
+
+if TYPE_CHECKING:
+    from core.archive import Archive
+    from core.services.context import ServiceContext
+
+
+class ViewCommands(Provider):
+    """The palette's commands: go to any view, and every action of the current view."""
+
+    def _commands(self) -> Iterable[tuple[str, Callable[[], object], str]]:
+        app: PacsConsole = self.app  # type: ignore[assignment]
+        for spec in views.VIEWS:
+            yield (
+                f"view: {spec.title} ({views.MODE_TITLES[spec.mode]})",
+                lambda name=spec.name: app.show_view(name),
+                f":{spec.name}",
+            )
+        view = app.current_view()
+        if view is not None:
+            for binding in view.BINDINGS:
+                if isinstance(binding, Binding) and binding.description:
+                    yield (
+                        f"{app.current_view_title()}: {binding.description}",
+                        lambda action=binding.action, v=view: app.run_action(action, v),
+                        f"key {binding.key_display or binding.key}",
+                    )
+
+    async def discover(self) -> Hits:
+        for text, command, help_text in self._commands():
+            yield DiscoveryHit(text, command, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, command, help_text in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), command, help=help_text)
+
+
+class PacsConsole(App[None]):
+    """The pacs-console application. `archive` is the in-process archive (None when
+    attached to a running `serve`); `clock` is injectable for tests."""
+
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "pacs-console"
+    COMMANDS = App.COMMANDS | {ViewCommands}
+    BINDINGS = [
+        Binding("colon", "command", "view", id="command"),
+        Binding("slash", "filter", "filter", id="filter"),
+        Binding("escape", "back", "back", id="back"),
+        Binding("question_mark", "keys", "keys", id="keys"),
+        Binding("f2", "mode('monitoring')", "Monitoring", show=False, id="mode-monitoring"),
+        Binding("f3", "mode('navigation')", "Navigation", show=False, id="mode-navigation"),
+        Binding(
+            "f4", "mode('configuration')", "Configuration", show=False, id="mode-configuration"
+        ),
+        Binding("ctrl+q", "quit", "quit", id="quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        services: ServiceContext,
+        archive: Archive | None = None,
+        clock: Callable[[], float] = time.time,
+        start_view: str = "studies",
+    ) -> None:
+        super().__init__()
+        self.start_view = start_view
+        self.services = services
+        self.archive = archive
+        self.clock = clock
+        self.history: list[str] = []
+        self._shown: dict[str, ModeScreen] = {}
+        self._pending: dict[str, str] = {}
+        for mode in views.MODES:
+            self.add_mode(mode, lambda mode=mode: self._mode_screen(mode))
+
+    def _mode_screen(self, mode: str) -> ModeScreen:
+        # A mode's screen is made on its first visit, opening on the view asked for.
+        screen = ModeScreen(mode, initial=self._pending.pop(mode, ""))
+        self._shown[mode] = screen
+        return screen
+
+    @property
+    def attached(self) -> bool:
+        """True when the archive runs in another process (`console --attach`)."""
+        return self.archive is None
+
+    def on_mount(self) -> None:
+        self.sub_title = "attached" if self.attached else self.services.config.device.name
+        self.show_view(self.start_view)
+
+    # -- views -----------------------------------------------------------------------
+
+    def mode_screen(self) -> ModeScreen | None:
+        screen = self.screen
+        return screen if isinstance(screen, ModeScreen) else None
+
+    def current_view(self) -> View | None:
+        screen = self.mode_screen()
+        return screen.active_view() if screen else None
+
+    def current_view_title(self) -> str:
+        view = self.current_view()
+        spec = next((v for v in views.VIEWS if view and v.name == view.parent.id), None)
+        return spec.title if spec else ""
+
+    def show_view(self, name: str, remember: bool = True) -> None:
+        """Switch to the mode of view `name` and bring its tab to the front."""
+        spec = views.find(name)
+        if spec is None:
+            self.notify(
+                f"No view called {name!r}; try one of: {', '.join(v.name for v in views.VIEWS)}",
+                severity="warning",
+            )
+            return
+        if remember and (not self.history or self.history[-1] != spec.name):
+            self.history.append(spec.name)
+        screen = self._shown.get(spec.mode)
+        if screen is None:
+            self._pending[spec.mode] = spec.name
+        self.switch_mode(spec.mode)
+        if screen is not None:
+            screen.show_view(spec.name)
+
+    def on_tabbed_content_tab_activated(self, event: object) -> None:
+        # Tabs chosen with the mouse or the keyboard join the history too.
+        view = self.current_view()
+        name = view.parent.id if view is not None and view.parent is not None else None
+        if name and (not self.history or self.history[-1] != name):
+            self.history.append(name)
+
+    # -- global keys -----------------------------------------------------------------
+
+    def action_mode(self, mode: str) -> None:
+        """Go to a mode, to the view last seen there (its first view at first)."""
+        seen = [name for name in self.history if views.find(name).mode == mode]  # type: ignore[union-attr]
+        self.show_view(seen[-1] if seen else views.views_of(mode)[0].name)
+
+    def action_command(self) -> None:
+        def go(text: str | None) -> None:
+            if text:
+                self.show_view(text.lstrip(":"))
+
+        self.push_screen(Prompt(":", completions=views.completions()), go)
+
+    def action_filter(self) -> None:
+        view = self.current_view()
+        if view is None:
+            return
+
+        def apply(text: str | None) -> None:
+            if text is not None:
+                view.filter(text)
+
+        self.push_screen(Prompt("/"), apply)
+
+    def action_back(self) -> None:
+        view = self.current_view()
+        if view is not None and view.back():
+            return
+        if len(self.history) > 1:
+            self.history.pop()
+            self.show_view(self.history[-1], remember=False)
+
+    def action_keys(self) -> None:
+        view = self.current_view()
+        view_keys = [b for b in (view.BINDINGS if view else []) if isinstance(b, Binding)]
+        app_keys = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        app_keys.append(Binding("ctrl+p", "command_palette", "command palette: every action"))
+        app_keys += [
+            Binding("f2", "", "Monitoring mode"),
+            Binding("f3", "", "Navigation mode"),
+            Binding("f4", "", "Configuration mode"),
+        ]
+        self.push_screen(
+            KeysScreen(self.current_view_title(), view.HELP if view else "", view_keys, app_keys)
+        )
+
+    async def action_quit(self) -> None:
+        if self.archive is not None and self.open_associations() > 0:
+
+            def answer(yes: bool | None) -> None:
+                if yes:
+                    self.exit()
+
+            self.push_screen(
+                Confirm("Associations are open. Quit and stop the archive?", yes="Quit"), answer
+            )
+            return
+        self.exit()
+
+    def open_associations(self) -> int:
+        """Open associations of the archive (all its processes)."""
+        from core.services.status import run_dir, snapshot
+
+        return len(snapshot(run_dir(self.services.config.storage.path)).associations)

@@ -1,0 +1,48 @@
+"""One-line prompts at the bottom of the screen: `:` view names, `/` filters."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Input, Label
+
+
+class Prompt(ModalScreen[str | None]):
+    """A prompt line; dismisses with the text on Enter, None on Escape. With
+    `completions`, the rest of a matching name is suggested (accept it with right/tab)."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="prompt-cancel"),
+        Binding("tab", "complete", "Complete", show=False, id="prompt-complete"),
+    ]
+
+    def __init__(self, prefix: str, value: str = "", completions: list[str] | None = None):
+        super().__init__()
+        self.prefix = prefix
+        self.value = value
+        self.completions = completions
+
+    def compose(self) -> ComposeResult:
+        suggester = (
+            SuggestFromList(self.completions, case_sensitive=False) if self.completions else None
+        )
+        with Horizontal(id="prompt-line"):
+            yield Label(self.prefix, id="prompt-prefix")
+            yield Input(value=self.value, suggester=suggester, id="prompt-input")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_complete(self) -> None:
+        field = self.query_one(Input)
+        field.cursor_position = len(field.value)
+        field.action_cursor_right()  # at the end of the line this accepts the suggestion

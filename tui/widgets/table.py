@@ -1,0 +1,38 @@
+"""Helpers for DataTables: fill from rows with a filter, update in place by key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.widgets import DataTable
+
+
+def matches(cells: Sequence[object], text: str) -> bool:
+    """True when any cell contains `text`, ignoring case (empty text matches all)."""
+    needle = text.strip().lower()
+    return not needle or any(needle in str(cell).lower() for cell in cells)
+
+
+def filter_rows(table: DataTable, rows: Sequence[Sequence[object]], text: str) -> None:
+    """Show the `rows` that match `text` (the first cell is the row key)."""
+    table.clear()
+    for row in rows:
+        if matches(row, text):
+            table.add_row(*row, key=str(row[0]))
+
+
+def sync_rows(table: DataTable, rows: dict[str, Sequence[object]]) -> None:
+    """Bring `table` to `rows` (key -> cells) in place: update changed cells, add new rows,
+    remove gone ones; a live table never flickers or loses its cursor."""
+    columns = list(table.columns)
+    current = {str(key.value) for key in table.rows}
+    with table.app.batch_update():
+        for key in current - rows.keys():
+            table.remove_row(key)
+        for key, cells in rows.items():
+            if key in current:
+                for column, value in zip(columns, cells, strict=False):
+                    if table.get_cell(key, column) != value:
+                        table.update_cell(key, column, value)
+            else:
+                table.add_row(*cells, key=key)
