@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.dom import DOMNode
+from textual.screen import Screen
 
 from tui import views
 from tui.screens.keys import KeysScreen
@@ -25,6 +27,19 @@ if TYPE_CHECKING:
     from core.services.context import ServiceContext
 
 
+def view_bindings(screen: Screen[object]) -> list[tuple[DOMNode, Binding]]:
+    """The keys of the view in front and of its own widgets (e.g. paging), with the node
+    each acts on; the built-in keys of Textual's widgets (cursor moves) are left out."""
+    found = []
+    for active in screen.active_bindings.values():
+        node, binding = active.node, active.binding
+        if node is screen or isinstance(node, App) or not binding.description:
+            continue
+        if type(node).__module__.startswith("tui.") and active.enabled:
+            found.append((node, binding))
+    return found
+
+
 class ViewCommands(Provider):
     """The palette's commands: go to any view, and every action of the current view."""
 
@@ -36,15 +51,13 @@ class ViewCommands(Provider):
                 lambda name=spec.name: app.show_view(name),
                 f":{spec.name}",
             )
-        view = app.current_view()
-        if view is not None:
-            for binding in view.BINDINGS:
-                if isinstance(binding, Binding) and binding.description:
-                    yield (
-                        f"{app.current_view_title()}: {binding.description}",
-                        lambda action=binding.action, v=view: app.run_action(action, v),
-                        f"key {binding.key_display or binding.key}",
-                    )
+        title = app.current_view_title()
+        for node, binding in view_bindings(self.screen):
+            yield (
+                f"{title}: {binding.description}",
+                lambda action=binding.action, n=node: app.run_action(action, n),
+                f"key {app.get_key_display(binding)}",
+            )
 
     async def discover(self) -> Hits:
         for text, command, help_text in self._commands():
@@ -70,10 +83,14 @@ class PacsConsole(App[None]):
         Binding("slash", "filter", "filter", id="filter"),
         Binding("escape", "back", "back", id="back"),
         Binding("question_mark", "keys", "keys", id="keys"),
-        Binding("f2", "mode('monitoring')", "Monitoring", show=False, id="mode-monitoring"),
-        Binding("f3", "mode('navigation')", "Navigation", show=False, id="mode-navigation"),
+        Binding("f2", "mode('monitoring')", "Monitoring mode", show=False, id="mode-monitoring"),
+        Binding("f3", "mode('navigation')", "Navigation mode", show=False, id="mode-navigation"),
         Binding(
-            "f4", "mode('configuration')", "Configuration", show=False, id="mode-configuration"
+            "f4",
+            "mode('configuration')",
+            "Configuration mode",
+            show=False,
+            id="mode-configuration",
         ),
         Binding("ctrl+q", "quit", "quit", id="quit", priority=True),
     ]
@@ -186,14 +203,17 @@ class PacsConsole(App[None]):
 
     def action_keys(self) -> None:
         view = self.current_view()
-        view_keys = [b for b in (view.BINDINGS if view else []) if isinstance(b, Binding)]
-        app_keys = [b for b in self.BINDINGS if isinstance(b, Binding)]
-        app_keys.append(Binding("ctrl+p", "command_palette", "command palette: every action"))
-        app_keys += [
-            Binding("f2", "", "Monitoring mode"),
-            Binding("f3", "", "Navigation mode"),
-            Binding("f4", "", "Configuration mode"),
+        view_keys = [
+            (self.get_key_display(b), b.description) for _, b in view_bindings(self.screen)
         ]
+        app_keys = [
+            (self.get_key_display(b), b.description)
+            for b in self.BINDINGS
+            if isinstance(b, Binding)
+        ]
+        app_keys.append(
+            (self.get_key_display(Binding("ctrl+p", "")), "command palette: every action")
+        )
         self.push_screen(
             KeysScreen(self.current_view_title(), view.HELP if view else "", view_keys, app_keys)
         )

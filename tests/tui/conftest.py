@@ -36,12 +36,19 @@ port = 11112
 title = "STORESCP"
 host = "127.0.0.1"
 port = 11113
+
+[[exporter]]
+id = "STORESCP"
+kind = "dicom"
+destination = "STORESCP"
 """
 
 
 @pytest.fixture
-def console_archive(tmp_path: Path) -> Iterator[Archive]:
-    """An opened archive (no listeners) with the fixed studies."""
+def console_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Archive]:
+    """An opened archive (no listeners) with the fixed studies, in the working folder
+    (the console shows paths under it relative, so snapshots do not show tmp paths)."""
+    monkeypatch.chdir(tmp_path)
     config_file = tmp_path / "config.toml"
     config_file.write_text(CONFIG.format(root=tmp_path))
     config = parse(config_file.read_text(), source=str(config_file), base=tmp_path)

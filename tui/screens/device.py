@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import DataTable
 
+from tui.paths import short_path, short_url
 from tui.widgets.table import filter_rows
 from tui.widgets.view import View
 
@@ -27,10 +28,10 @@ class DeviceView(View):
         net = config.network
         rows = [
             ("Device name", config.device.name),
-            ("Config file", str(config.source) if config.source else "(embedded defaults)"),
+            ("Config file", short_path(config.source) if config.source else "(embedded defaults)"),
             ("Console", "attached to a running serve" if self.console.attached else "in-process"),
-            ("Database", config.database.url),
-            ("Storage", f"{config.storage.id} at {config.storage.path}"),
+            ("Database", short_url(config.database.url)),
+            ("Storage", f"{config.storage.id} at {short_path(config.storage.path)}"),
             ("Worker processes", str(net.processes)),
             ("Max associations", str(net.max_associations)),
             ("Max PDU length", f"{net.max_pdu_length} bytes"),

@@ -5,16 +5,15 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-
-def _key(binding: Binding) -> str:
-    return binding.key_display or ", ".join(k.strip() for k in binding.key.split(","))
+Keys = list[tuple[str, str]]
 
 
-def _rows(bindings: list[Binding]) -> list[str]:
-    return [f"  {_key(b):<14} {b.description}" for b in bindings if b.description]
+def _rows(keys: Keys) -> list[str]:
+    return [f"  {escape(key):<10} {escape(description)}" for key, description in keys]
 
 
 class KeysScreen(ModalScreen[None]):
@@ -22,9 +21,8 @@ class KeysScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="keys-close")]
 
-    def __init__(
-        self, title: str, help_text: str, view_keys: list[Binding], app_keys: list[Binding]
-    ):
+    def __init__(self, title: str, help_text: str, view_keys: Keys, app_keys: Keys) -> None:
+        """`view_keys` and `app_keys` are (key as shown, what it does)."""
         super().__init__()
         self.title_text = title
         self.help_text = help_text

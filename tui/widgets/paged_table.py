@@ -1,0 +1,116 @@
+"""A result table paged in the database: the view fetches one page at a time (offset,
+limit) in a worker and hands it to `show`; `]` and `[` ask for the next and previous page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from tui.widgets.table import matches
+
+Row = tuple[str, Sequence[object]]
+
+
+class PagedTable(Vertical):
+    """A DataTable showing one page of a result list, and a line saying which rows of how
+    many are shown. The table's row keys are the keys given to `show`."""
+
+    DEFAULT_CSS = """
+    PagedTable { height: 1fr; }
+    PagedTable > DataTable { height: 1fr; }
+    PagedTable > .pager { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
+    """
+
+    BINDINGS = [
+        Binding("right_square_bracket", "next_page", "next page", id="page-next"),
+        Binding("left_square_bracket", "previous_page", "previous page", id="page-previous"),
+    ]
+
+    class PageRequested(Message):
+        """The user asked for the page starting at `offset`: fetch it and call `show`."""
+
+        def __init__(self, table: PagedTable, offset: int) -> None:
+            super().__init__()
+            self.table = table
+            self.offset = offset
+
+        @property
+        def control(self) -> PagedTable:
+            return self.table
+
+    def __init__(
+        self, columns: Sequence[str], *, page_size: int = 50, id: str | None = None
+    ) -> None:
+        super().__init__(id=id)
+        self.columns = list(columns)
+        self.page_size = page_size
+        self.offset = 0
+        self.total = 0
+        self.rows: list[Row] = []
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[object] = DataTable(cursor_type="row", zebra_stripes=True)
+        table.add_columns(*self.columns)
+        yield table
+        yield Static("no results", classes="pager")
+
+    @property
+    def table(self) -> DataTable[object]:
+        return self.query_one(DataTable)
+
+    def show(self, rows: Sequence[Row], total: int, offset: int) -> None:
+        """Show one page: `rows` (key, cells) starting at `offset` of `total` matches."""
+        self.rows = list(rows)
+        self.total = total
+        self.offset = offset
+        self._fill()
+
+    def _fill(self) -> None:
+        table = self.table
+        with self.app.batch_update():
+            table.clear()
+            for key, cells in self.rows:
+                if matches(cells, self.filter_text):
+                    table.add_row(*cells, key=key)
+        self.query_one(".pager", Static).update(self.summary())
+
+    def summary(self) -> str:
+        """E.g. "51-100 of 1,234 · page 2/25 · ] next  [ previous"."""
+        if not self.total:
+            return "no matches"
+        last = self.offset + len(self.rows)
+        pages = -(-self.total // self.page_size)
+        page = self.offset // self.page_size + 1
+        text = f"{self.offset + 1:,}-{last:,} of {self.total:,} · page {page}/{pages}"
+        if self.filter_text:
+            text += f" · filter {self.filter_text!r}: {self.table.row_count} shown"
+        if pages > 1:
+            text += " · ] next  [ previous"
+        return text
+
+    def filter(self, text: str) -> None:
+        """Show the rows of this page that contain `text` (empty: all)."""
+        self.filter_text = text.strip()
+        self._fill()
+
+    def selected_key(self) -> str | None:
+        """The key of the row under the cursor, or None for an empty table."""
+        table = self.table
+        if table.row_count == 0:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def action_next_page(self) -> None:
+        if self.offset + self.page_size < self.total:
+            self.post_message(self.PageRequested(self, self.offset + self.page_size))
+
+    def action_previous_page(self) -> None:
+        if self.offset > 0:
+            self.post_message(self.PageRequested(self, max(0, self.offset - self.page_size)))
