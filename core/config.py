@@ -117,6 +117,11 @@ class LogConfig(_Section):
         return value.upper()
 
 
+class ConsoleConfig(_Section):
+    # Rows per page of the console's result tables (studies, patients...).
+    page_size: int = Field(default=50, ge=1, le=1000)
+
+
 class AEConfig(_Section):
     title: AETitle
     host: str = "0.0.0.0"
@@ -157,6 +162,7 @@ class Config(_Section):
     storage: StorageConfig = StorageConfig()
     network: NetworkConfig = NetworkConfig()
     log: LogConfig = LogConfig()
+    console: ConsoleConfig = ConsoleConfig()
     ae: tuple[AEConfig, ...] = Field(default_factory=_default_aes, min_length=1)
     remote_ae: tuple[RemoteAEConfig, ...] = ()
     exporter: tuple[ExporterConfig, ...] = ()
@@ -261,6 +267,29 @@ def load(path: str | Path | None) -> Config:
     return config.model_copy(update={"source": file})
 
 
+# Settings a running archive takes from a changed config file; all others need a restart.
+RELOADABLE = frozenset({"remote_ae"})
+
+
+def restart_needed(running: Config, saved: Config) -> list[str]:
+    """The settings of `saved` that differ from the `running` archive's and take effect
+    only after a restart (ports, AEs, database, storage...), as dotted keys: e.g.
+    `["ae", "network.max_associations"]`."""
+    now, then = running.model_dump(), saved.model_dump()
+    changed = []
+    for section in now.keys() | then.keys():
+        if section in RELOADABLE or now.get(section) == then.get(section):
+            continue
+        old, new = now.get(section), then.get(section)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += [
+                f"{section}.{k}" for k in old.keys() | new.keys() if old.get(k) != new.get(k)
+            ]
+        else:
+            changed.append(section)
+    return sorted(changed)
+
+
 class ConfigWatcher:
     """Follows the config file of a running archive: changes that are safe while running
     (remote AEs: move destinations and other peers) are applied through `apply`; the
@@ -309,9 +338,13 @@ class ConfigWatcher:
         except ConfigError as exc:
             log.warning("config not reloaded: %s", exc)
             return
-        ignored = {"remote_ae", "source"}
-        if loaded.model_dump(exclude=ignored) != current.model_dump(exclude=ignored):
-            log.warning("%s changed in settings that take effect after a restart", self._path)
+        pending = restart_needed(current, loaded)
+        if pending:
+            log.warning(
+                "%s changed in settings that take effect after a restart: %s",
+                self._path,
+                ", ".join(pending),
+            )
         if loaded.remote_ae != current.remote_ae:
             self._apply(current.model_copy(update={"remote_ae": loaded.remote_ae}))
             log.info("remote AEs reloaded from %s", self._path)

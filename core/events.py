@@ -32,9 +32,10 @@ class AssociationInfo:
     failures: dict[str, int] = field(default_factory=dict)
 
     def count(self, operation: str, failed: bool = False) -> None:
-        self.operations[operation] = self.operations.get(operation, 0) + 1
+        """Count one request (called only by the association's own thread)."""
+        self.operations = _counted(self.operations, operation)
         if failed:
-            self.failures[operation] = self.failures.get(operation, 0) + 1
+            self.failures = _counted(self.failures, operation)
 
     def summary(self) -> str:
         """Operations and counts, e.g. 'C-STORE 100 (2 failed), C-FIND 1'."""
@@ -45,6 +46,16 @@ class AssociationInfo:
             failed = self.failures.get(name, 0)
             parts.append(f"{name} {n}" + (f" ({failed} failed)" if failed else ""))
         return ", ".join(parts)
+
+
+def _counted(counts: dict[str, int], name: str) -> dict[str, int]:
+    # The status writer thread copies these dicts while the association counts. Adding a
+    # key to a dict being copied fails ("changed size during iteration"): a new operation
+    # gets a new dict; a known one is counted in place (no size change, no copy).
+    if name in counts:
+        counts[name] += 1
+        return counts
+    return {**counts, name: 1}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from core.config import AEConfig, Config, ConfigError, ExporterConfig, RemoteAEConfig, load, parse
+from core.config import (
+    AEConfig,
+    Config,
+    ConfigError,
+    ConfigWatcher,
+    ExporterConfig,
+    RemoteAEConfig,
+    load,
+    parse,
+    restart_needed,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.toml.example"
 
@@ -100,6 +110,7 @@ def test_relative_paths_are_relative_to_the_config_folder(tmp_path: Path) -> Non
         ("[[ae]]\ntitle = 'A'\nview = 'everything'\n", "ae[0].view: "),
         ("[database]\nurl = 'mysql://db'\n", "database.url: "),
         ("[log]\nlevel = 'LOUD'\n", "log.level: "),
+        ("[console]\npage_size = 0\n", "console.page_size: "),
         ("[network\nx = 1\n", "not valid TOML"),
     ],
 )
@@ -112,6 +123,12 @@ def test_invalid_config_is_one_line_naming_file_and_key(text: str, expected: str
     assert "\n" not in message
     assert message.startswith("/etc/pacs/config.toml: ")
     assert expected in message
+
+
+def test_console_page_size() -> None:
+    """[console] page_size sets the rows per page of result tables; 50 without it."""
+    assert parse("[console]\npage_size = 20\n").console.page_size == 20
+    assert parse("").console.page_size == 50
 
 
 def test_wrong_value_is_quoted_in_the_message() -> None:
@@ -133,3 +150,36 @@ def test_unreadable_file_is_one_line(tmp_path: Path, make: str) -> None:
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"{path}: cannot read the config file: ")
+
+
+def test_restart_needed_names_the_changed_settings_a_restart_applies(tmp_path: Path) -> None:
+    """Ports, AEs and network settings need a restart; remote AEs do not; the watcher of a
+    running archive applies the remote AEs and logs the rest by key."""
+    text = '[network]\nmax_associations = 50\n\n[[ae]]\ntitle = "DCM4CHEE"\nport = 11112\n'
+    running = parse(text, base=tmp_path)
+    changed = text.replace("11112", "11115").replace("= 50", "= 60")
+    changed += '\n[[remote_ae]]\ntitle = "PEER"\nhost = "127.0.0.1"\nport = 104\n'
+    assert restart_needed(running, parse(changed, base=tmp_path)) == [
+        "ae",
+        "network.max_associations",
+    ]
+    only_remote = text + '\n[[remote_ae]]\ntitle = "PEER"\nhost = "127.0.0.1"\nport = 104\n'
+    assert restart_needed(running, parse(only_remote, base=tmp_path)) == []
+
+
+def test_config_watcher_applies_remote_aes_and_logs_what_needs_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[[ae]]\ntitle = "DCM4CHEE"\nport = 11112\n')
+    current = [load(path)]
+    watcher = ConfigWatcher(lambda: current[0], lambda config: current.__setitem__(0, config))
+    path.write_text(
+        '[[ae]]\ntitle = "DCM4CHEE"\nport = 11113\n\n'
+        '[[remote_ae]]\ntitle = "PEER"\nhost = "127.0.0.1"\nport = 104\n'
+    )
+    with caplog.at_level("INFO", logger="pacs"):
+        watcher.check()
+    assert current[0].remote("PEER") is not None
+    assert current[0].ae[0].port == 11112  # the port waits for a restart
+    assert any("after a restart: ae" in r.getMessage() for r in caplog.records)

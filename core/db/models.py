@@ -74,7 +74,8 @@ class Study(Base):
     pk: Mapped[int] = mapped_column(BigPK, primary_key=True)
     patient_fk: Mapped[int] = mapped_column(ForeignKey("patient.pk"), index=True)
     study_iuid: Mapped[str] = mapped_column(String, unique=True)
-    study_date: Mapped[str | None] = mapped_column(String, index=True)
+    # Indexed with study_time (newest first paging): see __table_args__.
+    study_date: Mapped[str | None] = mapped_column(String)
     study_time: Mapped[str | None] = mapped_column(String)
     accession_number: Mapped[str | None] = mapped_column(String, index=True)
     study_id: Mapped[str | None] = mapped_column(String)
@@ -91,6 +92,8 @@ class Study(Base):
 
     patient: Mapped[Patient] = relationship(back_populates="studies")
     series: Mapped[list[Series]] = relationship(back_populates="study")
+
+    __table_args__ = (Index("ix_study_study_date_study_time", "study_date", "study_time"),)
 
 
 class Series(Base):
@@ -122,7 +125,8 @@ class Instance(Base):
     __tablename__ = "instance"
 
     pk: Mapped[int] = mapped_column(BigPK, primary_key=True)
-    series_fk: Mapped[int] = mapped_column(ForeignKey("series.pk"), index=True)
+    # Indexed with rejection_code (views read the index alone): see __table_args__.
+    series_fk: Mapped[int] = mapped_column(ForeignKey("series.pk"))
     sop_iuid: Mapped[str] = mapped_column(String, unique=True)
     sop_cuid: Mapped[str] = mapped_column(String, index=True)
     instance_number: Mapped[int | None] = mapped_column(Integer)
@@ -140,6 +144,7 @@ class Instance(Base):
     # Only rejected instances are indexed: the regular view asks for rejection_code IS NULL,
     # which must be answered by the series_fk index, not by a walk over this one.
     __table_args__ = (
+        Index("ix_instance_series_fk_rejection_code", "series_fk", "rejection_code"),
         Index(
             "ix_instance_rejected",
             "rejection_code",

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 
 
@@ -248,6 +248,14 @@ def dumps(attrs: dict[str, Any]) -> str:
 def loads(text: str | None) -> dict[str, Any]:
     """Parse an `attrs` column."""
     return json.loads(text) if text else {}
+
+
+def from_json(tag: int, entry: dict[str, Any]) -> DataElement:
+    """The element of a DICOM JSON entry (as kept in `attrs`)."""
+    value_key = next((k for k in ("Value", "InlineBinary", "BulkDataURI") if k in entry), None)
+    return DataElement.from_json(
+        Dataset, key(tag), entry["vr"], entry.get(value_key) if value_key else None, value_key
+    )
 
 
 def supplement(stored: dict[str, Any], ds: Dataset, tags: Iterable[int]) -> dict[str, Any]:

@@ -1,12 +1,14 @@
-"""Re-encoding a stored object for a peer that did not accept the syntax it is stored in.
+"""Re-encoding a stored object for a peer that did not accept the syntax it is stored in,
+or with edits applied (core.dicom.coercion).
 
-Only native (uncompressed) little endian targets are produced. Compressed sources are
-decompressed when pydicom has a decoder for them; anything else is a TranscodeError whose
-message says why, in one line.
+Only native (uncompressed) little endian targets are produced, or the stored syntax itself
+for an edited object (not deflated). Compressed sources are decompressed when pydicom has
+a decoder for them; anything else is a TranscodeError whose message says why, in one line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from core.dicom.uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE
 
 # Target syntax -> (implicit VR, little endian).
 TARGETS = {EXPLICIT_VR_LE: (False, True), IMPLICIT_VR_LE: (True, True)}
+DEFLATED = "1.2.840.10008.1.2.1.99"
 # Values pydicom keeps as raw bytes in the file's byte order, by word size.
 _WORDS = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
 
@@ -43,16 +46,30 @@ def _to_little_endian(ds: Dataset) -> None:
             elem.value = np.frombuffer(elem.value, dtype=f">u{size}").astype(f"<u{size}").tobytes()
 
 
-def transcode(path: Path, source: str, target: str) -> bytes:
-    """The data set of the Part 10 file at `path` (stored in `source`) encoded in `target`."""
-    if target not in TARGETS:
+def rewritable(syntax: str) -> bool:
+    """True when a data set read in `syntax` can be written back in it (all but deflated)."""
+    return syntax != DEFLATED
+
+
+def transcode(
+    path: Path, source: str, target: str, edit: Callable[[Dataset], None] | None = None
+) -> bytes:
+    """The data set of the Part 10 file at `path` (stored in `source`) encoded in `target`,
+    after `edit` changed it (then `target` may also be `source`)."""
+    same = target == source and edit is not None and rewritable(source)
+    if target not in TARGETS and not same:
         raise TranscodeError(f"cannot convert {name(source)} to {name(target)}")
     try:
         ds = dcmread(path)
     except Exception as exc:
         raise TranscodeError(f"cannot read the stored file: {exc}") from None
+    if edit is not None:
+        edit(ds)
     src = UID(source)
-    if src.is_encapsulated:
+    if same:
+        # Values read in this syntax are written back in it: OW bytes keep their order.
+        implicit, little = src.is_implicit_VR, src.is_little_endian
+    elif src.is_encapsulated:
         try:
             # Keep the SOP Instance UID: the object is the same, only its encoding changes.
             ds.decompress(generate_instance_uid=False)
@@ -61,7 +78,8 @@ def transcode(path: Path, source: str, target: str) -> bytes:
             raise TranscodeError(f"cannot decompress {name(source)}: {reason}") from None
     elif not src.is_little_endian:
         _to_little_endian(ds)
-    implicit, little = TARGETS[target]
+    if not same:
+        implicit, little = TARGETS[target]
     buffer = DicomBytesIO()
     buffer.is_implicit_VR = implicit
     buffer.is_little_endian = little

@@ -2,8 +2,10 @@
 
 A stored file goes out as it is on disk (its data set, after the File Meta Information)
 when the peer accepted its transfer syntax for the SOP class; otherwise it is re-encoded
-(core.dicom.transcode) to a native syntax the peer accepted. One C-STORE at a time: each
-response is read and checked before the next request.
+(core.dicom.transcode) to a native syntax the peer accepted. An instance of an edited
+patient, study or series is re-encoded with the index's attributes applied
+(core.dicom.coercion). One C-STORE at a time: each response is read and checked before
+the next request.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from core.dicom.part10 import dataset_offset
-from core.dicom.transcode import TranscodeError, name, transcode
+from core.dicom.transcode import TranscodeError, name, rewritable, transcode
 from core.dicom.uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE
 from core.net import dimse, pdu
 from core.net.association import AcceptedContext, Association, AssociationClosed, ConnectionLost
@@ -104,14 +106,19 @@ class StoreSCU:
 
     def send(self, inst: StoredInstance) -> Outcome:
         """One sub-operation. Raises AssociationClosed when the association ends."""
-        choice = choose_context(self.contexts, inst.sop_class_uid, inst.transfer_syntax)
+        stored = inst.transfer_syntax
+        if inst.coercion is not None and not rewritable(stored):
+            # An edited object is re-encoded: in a native syntax if not in its own.
+            stored = EXPLICIT_VR_LE
+        choice = choose_context(self.contexts, inst.sop_class_uid, stored)
         if isinstance(choice, str):
             return Outcome(PROCESSING_FAILURE, choice)
         ctx, syntax = choice
-        if syntax == inst.transfer_syntax:
+        if syntax == inst.transfer_syntax and inst.coercion is None:
             return self._send_file(inst, ctx)
+        edit = inst.coercion.apply if inst.coercion is not None else None
         try:
-            data = transcode(inst.path, inst.transfer_syntax, syntax)
+            data = transcode(inst.path, inst.transfer_syntax, syntax, edit)
         except TranscodeError as exc:
             return Outcome(PROCESSING_FAILURE, str(exc))
         message_id = self._request(inst, ctx)

@@ -6,7 +6,9 @@ writer). `apply` runs inside a write transaction and follows dcm4chee's rules: a
 SOP Instance UID is a duplicate (same digest), ignored (other calling AE: the SAME_SOURCE
 overwrite policy), replaced (same AE, other content) or rejected with A77B (other series);
 later objects supplement patient, study and series (SUPPLEMENT); a Patient ID differing
-from the study's earlier one is rejected with A778.
+from the study's earlier one is rejected with A778, unless it names a patient merged into
+the study's patient (dcm4chee's default MERGED policy). A merged patient is followed to the
+patient it was merged into, so later objects of the merged patient land there.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, text, update
 
 from core.db.columns import instance_columns, patient_columns, series_columns, study_columns
 from core.db.models import Instance, Location, LocationStatus, Patient, Series, Study
@@ -113,8 +115,11 @@ SELECT_STUDY = (
     .join(_patient, _study.c.patient_fk == _patient.c.pk)
     .where(_study.c.study_iuid == bindparam("uid"))
 )
-SELECT_PATIENTS = select(_patient.c.pk, _patient.c.issuer, _patient.c.attrs).where(
-    _patient.c.patient_id == bindparam("pid")
+SELECT_PATIENTS = select(
+    _patient.c.pk, _patient.c.issuer, _patient.c.attrs, _patient.c.merged_into_fk
+).where(_patient.c.patient_id == bindparam("pid"))
+SELECT_PATIENT = select(_patient.c.pk, _patient.c.attrs, _patient.c.merged_into_fk).where(
+    _patient.c.pk == bindparam("pk")
 )
 INSERT_INSTANCE = insert(_instance)
 INSERT_LOCATION = insert(_location)
@@ -202,13 +207,14 @@ def _series_pk(conn: Connection, job: IndexJob) -> int:
                     [STUDY_IUID],
                 )
             )
-        _check_patient(job, row.patient_id, row.issuer)
+        same_patient = _check_patient(conn, job, row.patient_pk, row.patient_id, row.issuer)
         # dcm4chee's SUPPLEMENT policy applies to all three levels on every object.
         _supplement(conn, _series, row.pk, row.attrs, job.series, series_columns, job)
         _supplement(conn, _study, row.study_pk, row.study_attrs, job.study, study_columns, job)
-        _supplement(
-            conn, _patient, row.patient_pk, row.patient_attrs, job.patient, patient_columns, job
-        )
+        if same_patient:
+            _supplement(
+                conn, _patient, row.patient_pk, row.patient_attrs, job.patient, patient_columns, job
+            )
         return row.pk
     study_pk = _study_pk(conn, job)
     return conn.execute(
@@ -228,11 +234,12 @@ def _series_pk(conn: Connection, job: IndexJob) -> int:
 def _study_pk(conn: Connection, job: IndexJob) -> int:
     row = conn.execute(SELECT_STUDY, {"uid": job.study_iuid}).first()
     if row is not None:
-        _check_patient(job, row.patient_id, row.issuer)
+        same_patient = _check_patient(conn, job, row.patient_fk, row.patient_id, row.issuer)
         _supplement(conn, _study, row.pk, row.attrs, job.study, study_columns, job)
-        _supplement(
-            conn, _patient, row.patient_fk, row.patient_attrs, job.patient, patient_columns, job
-        )
+        if same_patient:
+            _supplement(
+                conn, _patient, row.patient_fk, row.patient_attrs, job.patient, patient_columns, job
+            )
         return row.pk
     return conn.execute(
         insert(_study),
@@ -247,10 +254,18 @@ def _study_pk(conn: Connection, job: IndexJob) -> int:
     ).inserted_primary_key[0]
 
 
-def _check_patient(job: IndexJob, patient_id: str | None, issuer: str | None) -> None:
+def _check_patient(
+    conn: Connection, job: IndexJob, patient_pk: int, patient_id: str | None, issuer: str | None
+) -> bool:
+    """Reject an object whose Patient ID differs from the study's patient. False when it
+    names a patient merged into the study's patient: accepted, but its patient attributes
+    (the merged patient's) must not supplement the study's patient."""
     if not job.patient_id or not patient_id:
-        return
+        return True
     if job.patient_id != patient_id or (job.issuer and issuer and job.issuer != issuer):
+        found, _ = _find_patient(conn, job)
+        if found is not None and found.pk == patient_pk:
+            return False
 
         def fmt(pid: str, iss: str | None) -> str:
             return f"{pid}^^^{iss}" if iss else pid
@@ -265,18 +280,34 @@ def _check_patient(job: IndexJob, patient_id: str | None, issuer: str | None) ->
                 [PATIENT_ID],
             )
         )
+    return True
+
+
+def _find_patient(conn: Connection, job: IndexJob) -> tuple[Row[Any] | None, bool]:
+    """The patient of the object's Patient ID and issuer, followed through merges (True
+    when a merge was followed)."""
+    if not job.patient_id:
+        return None, False
+    candidates = conn.execute(SELECT_PATIENTS, {"pid": job.patient_id}).all()
+    # Same issuer first; otherwise a patient where either side has no issuer.
+    match = next((c for c in candidates if c.issuer == job.issuer), None) or next(
+        (c for c in candidates if not c.issuer or not job.issuer), None
+    )
+    seen: set[int] = set()
+    # `seen` guards against a merge cycle, which core.services.patients never makes.
+    while match is not None and match.merged_into_fk is not None and match.pk not in seen:
+        seen.add(match.pk)
+        match = conn.execute(SELECT_PATIENT, {"pk": match.merged_into_fk}).first()
+    return match, bool(seen)
 
 
 def _patient_pk(conn: Connection, job: IndexJob) -> int:
-    if job.patient_id:
-        candidates = conn.execute(SELECT_PATIENTS, {"pid": job.patient_id}).all()
-        # Same issuer first; otherwise a patient where either side has no issuer.
-        match = next((c for c in candidates if c.issuer == job.issuer), None) or next(
-            (c for c in candidates if not c.issuer or not job.issuer), None
-        )
-        if match is not None:
+    match, merged = _find_patient(conn, job)
+    if match is not None:
+        # The attributes of a merged patient's object do not describe the merge target.
+        if not merged:
             _supplement(conn, _patient, match.pk, match.attrs, job.patient, patient_columns, job)
-            return match.pk
+        return match.pk
     return conn.execute(
         insert(_patient),
         {
@@ -358,5 +389,10 @@ def _drop_if_empty(conn: Connection, series_pk: int) -> None:
         select(_study.c.patient_fk).where(_study.c.pk == study_pk)
     ).scalar_one()
     conn.execute(delete(_study).where(_study.c.pk == study_pk))
-    if not conn.execute(select(_study.c.pk).where(_study.c.patient_fk == patient_pk)).first():
+    if conn.execute(select(_study.c.pk).where(_study.c.patient_fk == patient_pk)).first():
+        return
+    # A patient others were merged into stays: their later objects are to land there.
+    if not conn.execute(
+        select(_patient.c.pk).where(_patient.c.merged_into_fk == patient_pk)
+    ).first():
         conn.execute(delete(_patient).where(_patient.c.pk == patient_pk))

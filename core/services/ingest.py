@@ -10,6 +10,7 @@ fsynced at its final path and the row is committed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.db.models import Location
 from core.dicom import attributes as attrs
 from core.dicom.header import parse_header
+from core.dicom.part10 import file_meta
 from core.events import InstanceStored
 from core.services.context import ServiceContext
 from core.services.indexing import IndexJob, IndexResult, undo
@@ -205,6 +207,37 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
             )
         )
     return result
+
+
+def ingest_encoded(
+    services: ServiceContext,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    transfer_syntax: str,
+    chunks: Iterable[bytes],
+    source_aet: str = "",
+) -> StoreResult:
+    """Store a data set made or read in-process (console upload, STOW), given as its
+    encoded bytes in `transfer_syntax`, in pieces: it is written as a Part 10 file with
+    the archive's File Meta Information, then takes the same path as a C-STORE (`ingest`;
+    the UIDs are checked against the data set as a C-STORE's are). An exception raised
+    while reading `chunks` is passed on after the partial file is removed."""
+    try:
+        incoming = services.storage.incoming()
+    except StorageError as exc:
+        return StoreResult(OUT_OF_RESOURCES, "failed", str(exc), sop_iuid=sop_instance_uid)
+    try:
+        incoming.write(file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, source_aet))
+        for chunk in chunks:
+            incoming.write(chunk)
+    except StorageError as exc:
+        incoming.discard()
+        return StoreResult(OUT_OF_RESOURCES, "failed", str(exc), sop_iuid=sop_instance_uid)
+    except BaseException:
+        incoming.discard()
+        raise
+    received = Received(incoming, transfer_syntax, source_aet, sop_class_uid, sop_instance_uid)
+    return ingest(services, received)
 
 
 def _purge_replaced(services: ServiceContext, replaced: list[tuple[int, str]]) -> None:

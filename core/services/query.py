@@ -92,6 +92,9 @@ class Query:
     returns: tuple[tuple[int, str], ...] = ()
     view: View = View.REGULAR
     retrieve_aet: str | None = None
+    # Only the rows of this patient (the console's patient -> studies): a Patient ID alone
+    # may name several patients (other issuers), and may hold wildcard characters.
+    patient_pk: int | None = None
 
     @classmethod
     def from_identifier(
@@ -125,13 +128,16 @@ class Query:
         returns: Iterable[str] = (),
         *,
         view: View = View.REGULAR,
+        patient_pk: int | None = None,
     ) -> Query:
         """A query by keywords, as the console's search forms build it:
-        `Query.of("STUDY", {"PatientName": "DOE*"}, ["StudyDate", "StudyDescription"])`."""
+        `Query.of("STUDY", {"PatientName": "DOE*"}, ["StudyDate", "StudyDescription"])`;
+        `patient_pk` keeps only the rows of that patient."""
         if level not in LEVELS:
             raise ValueError(f"unknown query level {level!r}")
         keys = {_tag(k): v for k, v in (match or {}).items()}
-        return cls(level, keys, tuple((_tag(k), _vr(_tag(k))) for k in returns), view)
+        returns_ = tuple((_tag(k), _vr(_tag(k))) for k in returns)
+        return cls(level, keys, returns_, view, patient_pk=patient_pk)
 
 
 def _tag(keyword: str) -> int:
@@ -141,10 +147,15 @@ def _tag(keyword: str) -> int:
     return int(tag)
 
 
+def _scope(query: Query) -> list[ColumnElement[bool]]:
+    return [] if query.patient_pk is None else [_patient.c.pk == query.patient_pk]
+
+
 def _where(query: Query) -> list[ColumnElement[bool]]:
     return [
         views.visible(query.level, query.view),
         *matching.conditions(query.level, query.keys, query.view),
+        *_scope(query),
     ]
 
 
@@ -173,7 +184,7 @@ def _statement(query: Query) -> Select[Any]:
             for tag, _ in query.returns
             if tag in computed.BY_TAG and computed.BY_TAG[tag].level in above
         ),
-    ).where(*matching.conditions(query.level, query.keys, query.view))
+    ).where(*matching.conditions(query.level, query.keys, query.view), *_scope(query))
 
 
 # -- responses ---------------------------------------------------------------------------
@@ -300,17 +311,9 @@ def count(services: ServiceContext, query: Query) -> int:
         return int(session.execute(statement).scalar_one())
 
 
-def page(
-    services: ServiceContext,
-    query: Query,
-    *,
-    offset: int = 0,
-    limit: int = 50,
-    order: Sequence[str] = (),
-) -> list[Dataset]:
-    """One page of responses, ordered by matching-key keywords (`-` first for descending,
-    e.g. `("-StudyDate", "PatientName")`); rows in equal order keep insertion order."""
-    statement = _statement(query)
+def _order_columns(query: Query, order: Sequence[str]) -> list[tuple[ColumnElement[Any], bool]]:
+    """(column, descending) for each ordering keyword (`-` first for descending)."""
+    out = []
     for item in order:
         keyword = item.removeprefix("-")
         tag = _tag(keyword)
@@ -326,7 +329,55 @@ def page(
         if key.match is matching.person_name:
             # Family name before given name: "DOE^JOHN" ahead of "DOERING^MAX".
             column = func.replace(column, "^", " ")
-        statement = statement.order_by(column.desc() if item.startswith("-") else column)
-    statement = statement.order_by(_TABLE[query.level].c.pk).offset(offset).limit(limit)
+        out.append((column, item.startswith("-")))
+    return out
+
+
+def _ordered(
+    statement: Select[Any], columns: list[tuple[ColumnElement[Any], bool]], pk: Any, reverse: bool
+) -> Select[Any]:
+    # Reversing every direction reverses the order exactly, NULLs included: both SQLite
+    # and PostgreSQL put NULLs at the same end for ASC as at the other end for DESC.
+    for column, descending in columns:
+        statement = statement.order_by(column.desc() if descending != reverse else column.asc())
+    return statement.order_by(pk.desc() if reverse else pk.asc())
+
+
+def page_statement(
+    query: Query,
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    order: Sequence[str] = (),
+    total: int | None = None,
+) -> Select[Any]:
+    """The statement of `page()`. The page's keys are found first, so that attributes and
+    computed keys are built for its rows only (not for every row skipped by the offset);
+    with `total` known, a page nearer the end is read backwards from the end, so the
+    database never walks more than half of the matches."""
+    table = _TABLE[query.level]
+    columns = _order_columns(query, order)
+    reverse = total is not None and offset < total and total - offset - limit < offset
+    if reverse:
+        assert total is not None
+        limit, offset = min(limit, total - offset), max(0, total - offset - limit)
+    keys = select(table.c.pk).select_from(_FROM[query.level]).where(*_where(query))
+    keys = _ordered(keys, columns, table.c.pk, reverse).offset(offset).limit(limit)
+    return _ordered(_statement(query).where(table.c.pk.in_(keys)), columns, table.c.pk, False)
+
+
+def page(
+    services: ServiceContext,
+    query: Query,
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    order: Sequence[str] = (),
+    total: int | None = None,
+) -> list[Dataset]:
+    """One page of responses, ordered by matching-key keywords (`-` first for descending,
+    e.g. `("-StudyDate", "PatientName")`); rows in equal order keep insertion order.
+    `total` (the count() of the query, when the caller has it) makes deep pages faster."""
+    statement = page_statement(query, offset=offset, limit=limit, order=order, total=total)
     with services.db.read() as session:
         return [_response(query, row) for row in session.execute(statement)]

@@ -5,6 +5,9 @@ the requested level, the unique keys of the levels above it that the identifier 
 (all of them unless relational retrieval was negotiated), and in the Patient Root model the
 Patient ID (with its issuer when given). Other keys of the identifier are ignored. Only
 instances the AE's view shows, and only their locations with status OK on this storage.
+
+An instance of an edited patient, study or series carries the coercion that gives it the
+index's attributes of those levels (core.dicom.coercion); the others go out as stored.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import Dataset
-from sqlalchemy import Row, Select, or_, select
+from sqlalchemy import ColumnElement, Row, Select, case, or_, select
 
 from core.config import View
 from core.db.models import Instance, Location, LocationStatus, Patient, Series, Study
 from core.db.views import instance_visible
+from core.dicom.coercion import Coercion, coercion
 from core.services.context import ServiceContext
 from core.services.identifier import MODEL_LEVELS, UNIQUE_KEYS, values
 
@@ -43,6 +47,16 @@ class StoredInstance:
     path: Path
     transfer_syntax: str
     size: int
+    # The index's attributes of edited levels, to apply before sending (None: as stored).
+    coercion: Coercion | None = None
+    # Its series and study (downloads lay files out by them).
+    series_instance_uid: str = ""
+    study_instance_uid: str = ""
+
+
+def _if_edited(edited: ColumnElement, attrs: ColumnElement, label: str) -> ColumnElement:
+    # An edited level's attributes come with every instance of it; others cost nothing.
+    return case((edited.is_not(None), attrs), else_=None).label(label)
 
 
 def _statement(
@@ -54,6 +68,8 @@ def _statement(
             Study.pk.label("study_pk"),
             Series.series_number,
             Series.pk.label("series_pk"),
+            Series.series_iuid,
+            Study.study_iuid,
             Instance.instance_number,
             Instance.pk,
             Instance.sop_cuid,
@@ -61,10 +77,14 @@ def _statement(
             Location.storage_path,
             Location.transfer_syntax_uid,
             Location.size,
+            _if_edited(Patient.edited, Patient.attrs, "patient_attrs"),
+            _if_edited(Study.edited, Study.attrs, "study_attrs"),
+            _if_edited(Series.edited, Series.attrs, "series_attrs"),
         )
         .join(Location, Location.instance_fk == Instance.pk)
         .join(Series, Instance.series_fk == Series.pk)
         .join(Study, Series.study_fk == Study.pk)
+        .join(Patient, Study.patient_fk == Patient.pk)
         .where(Location.status == LocationStatus.OK, Location.storage_id == services.storage.id)
         .order_by(
             Study.pk,
@@ -77,7 +97,6 @@ def _statement(
         )
     )
     if model == "PATIENT":
-        stmt = stmt.join(Patient, Study.patient_fk == Patient.pk)
         issuer = values(identifier, ISSUER_OF_PATIENT_ID)
         if issuer:
             stmt = stmt.where(or_(Patient.issuer == issuer[0], Patient.issuer.is_(None)))
@@ -126,10 +145,16 @@ def find_instances(
         rows.sort(key=_order)
     found: list[StoredInstance] = []
     seen: set[int] = set()
+    # One coercion per series: its instances share it.
+    coercions: dict[int, Coercion | None] = {}
     for row in rows:
         if row.pk in seen:
             continue
         seen.add(row.pk)
+        if row.series_pk not in coercions:
+            coercions[row.series_pk] = coercion(
+                row.patient_attrs, row.study_attrs, row.series_attrs
+            )
         found.append(
             StoredInstance(
                 sop_class_uid=row.sop_cuid,
@@ -137,6 +162,9 @@ def find_instances(
                 path=services.storage.path(row.storage_path),
                 transfer_syntax=row.transfer_syntax_uid,
                 size=row.size,
+                coercion=coercions[row.series_pk],
+                series_instance_uid=row.series_iuid,
+                study_instance_uid=row.study_iuid,
             )
         )
     return found
