@@ -15,6 +15,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
 from textual.screen import Screen
 
+import tui.widgets.picture  # noqa: F401 - asks the terminal about graphics before Textual reads keys
 from tui import views
 from tui.screens.keys import KeysScreen
 from tui.screens.mode import ModeScreen

@@ -128,6 +128,7 @@ def _console(config: Config, attach: bool) -> int:
         else:
             log_path, terminal = _log_to_file(config)
             archive.start()
+            logging.getLogger(PROG).info("serving: %s", _describe(config))
     except StartupError as exc:
         if terminal is not None:
             os.dup2(terminal, 2)
@@ -135,11 +136,16 @@ def _console(config: Config, attach: bool) -> int:
     from tui.app import PacsConsole
 
     assert archive.services is not None
+    # Textual draws on sys.__stderr__: give it the terminal while fd 2 is the log.
+    screen = sys.__stderr__
+    if terminal is not None:
+        sys.__stderr__ = os.fdopen(terminal, "w", closefd=False)
     try:
         PacsConsole(archive.services, None if attach else archive).run()
     finally:
         archive.stop()
         if terminal is not None:
+            sys.__stderr__ = screen
             os.dup2(terminal, 2)
     if not attach:
         print(f"{PROG}: stopped; the log is {log_path}")

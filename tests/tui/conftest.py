@@ -19,7 +19,7 @@ CONFIG = """
 name = "pacs-test"
 
 [database]
-url = "sqlite:///{root}/archive.db"
+url = "{url}"
 
 [storage]
 path = "{root}/fs1"
@@ -45,12 +45,20 @@ destination = "STORESCP"
 
 
 @pytest.fixture
-def console_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Archive]:
+def console_db_url(tmp_path: Path) -> str:
+    """The console tests' database: a SQLite file (a test module may override this)."""
+    return f"sqlite:///{tmp_path}/archive.db"
+
+
+@pytest.fixture
+def console_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, console_db_url: str
+) -> Iterator[Archive]:
     """An opened archive (no listeners) with the fixed studies, in the working folder
     (the console shows paths under it relative, so snapshots do not show tmp paths)."""
     monkeypatch.chdir(tmp_path)
     config_file = tmp_path / "config.toml"
-    config_file.write_text(CONFIG.format(root=tmp_path))
+    config_file.write_text(CONFIG.format(root=tmp_path, url=console_db_url))
     config = parse(config_file.read_text(), source=str(config_file), base=tmp_path)
     archive = Archive(config.model_copy(update={"source": config_file}))
     services = archive.open()

@@ -16,6 +16,7 @@ from tui.app import PacsConsole
 from tui.screens.keys import KeysScreen
 from tui.screens.mode import BrokenView
 from tui.widgets.confirm import Confirm
+from tui.widgets.restart_notice import RestartNotice
 
 Console = Callable[..., PacsConsole]
 
@@ -164,3 +165,25 @@ async def test_quit_asks_while_associations_are_open(make_console: Console) -> N
         await pilot.press("y")
         await pilot.pause()
     assert app.return_code == 0
+
+
+async def test_archive_aes_tab_says_when_config_changes_need_a_restart(
+    make_console: Console,
+) -> None:
+    """A port changed in config.toml while the archive runs: the Archive AEs tab names
+    the setting waiting for a restart; the running AE keeps its port."""
+    app = make_console(start_view="aes")
+    source = app.services.config.source
+    assert source is not None
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        notice = app.current_view().query_one(RestartNotice)
+        assert not notice.display
+        source.write_text(source.read_text().replace("port = 11112", "port = 11115"))
+        notice.check()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert notice.display
+        assert "Restart the archive" in str(notice.render()) and "ae" in str(notice.render())
+        assert app.services.config.ae[0].port == 11112

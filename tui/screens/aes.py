@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import DataTable
 
+from tui.widgets.restart_notice import RestartNotice
 from tui.widgets.table import filter_rows
 from tui.widgets.view import View
 
@@ -13,9 +14,13 @@ class ArchiveAEsView(View):
     """Each archive AE with its address, view and services. Changing them needs a restart
     (ports are bound at start): edit config.toml."""
 
-    HELP = "The archive's own AEs. Edit config.toml to change them (then restart)."
+    HELP = (
+        "The archive's own AEs. Edit config.toml to change them; a line here says when "
+        "the archive must be restarted to apply a change."
+    )
 
     def compose(self) -> ComposeResult:
+        yield RestartNotice(markup=False)
         table: DataTable[str] = DataTable(id="aes-table", cursor_type="row", zebra_stripes=True)
         table.add_columns("AE title", "Host", "Port", "View", "Services")
         yield table

@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable
 
 from tui.paths import short_path, short_url
+from tui.widgets.restart_notice import RestartNotice
 from tui.widgets.table import filter_rows
 from tui.widgets.view import View
 
@@ -16,6 +17,7 @@ class DeviceView(View):
     HELP = "The device: its name, database, storage and network settings."
 
     def compose(self) -> ComposeResult:
+        yield RestartNotice(markup=False)
         table: DataTable[str] = DataTable(id="device-table", cursor_type="row", zebra_stripes=True)
         table.add_columns("Setting", "Value")
         yield table

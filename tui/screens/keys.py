@@ -5,15 +5,20 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 Keys = list[tuple[str, str]]
 
 
+def _literal(text: str) -> str:
+    # markup's escape() leaves a lone "[" (the previous-page key), which then opens a tag.
+    return text.replace("[", "\\[")
+
+
 def _rows(keys: Keys) -> list[str]:
-    return [f"  {escape(key):<10} {escape(description)}" for key, description in keys]
+    # Pad before escaping: the escape character takes no column.
+    return [f"  {_literal(f'{key:<10}')} {_literal(description)}" for key, description in keys]
 
 
 class KeysScreen(ModalScreen[None]):

@@ -50,7 +50,8 @@ class PagedTable(Vertical):
         super().__init__(id=id)
         self.columns = list(columns)
         self.page_size = page_size
-        self.offset = 0
+        # Not `offset`: Widget.offset is a style property (where the widget is drawn).
+        self.page_offset = 0
         self.total = 0
         self.rows: list[Row] = []
         self.filter_text = ""
@@ -69,7 +70,7 @@ class PagedTable(Vertical):
         """Show one page: `rows` (key, cells) starting at `offset` of `total` matches."""
         self.rows = list(rows)
         self.total = total
-        self.offset = offset
+        self.page_offset = offset
         self._fill()
 
     def _fill(self) -> None:
@@ -85,10 +86,10 @@ class PagedTable(Vertical):
         """E.g. "51-100 of 1,234 · page 2/25 · ] next  [ previous"."""
         if not self.total:
             return "no matches"
-        last = self.offset + len(self.rows)
+        last = self.page_offset + len(self.rows)
         pages = -(-self.total // self.page_size)
-        page = self.offset // self.page_size + 1
-        text = f"{self.offset + 1:,}-{last:,} of {self.total:,} · page {page}/{pages}"
+        page = self.page_offset // self.page_size + 1
+        text = f"{self.page_offset + 1:,}-{last:,} of {self.total:,} · page {page}/{pages}"
         if self.filter_text:
             text += f" · filter {self.filter_text!r}: {self.table.row_count} shown"
         if pages > 1:
@@ -108,9 +109,9 @@ class PagedTable(Vertical):
         return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
 
     def action_next_page(self) -> None:
-        if self.offset + self.page_size < self.total:
-            self.post_message(self.PageRequested(self, self.offset + self.page_size))
+        if self.page_offset + self.page_size < self.total:
+            self.post_message(self.PageRequested(self, self.page_offset + self.page_size))
 
     def action_previous_page(self) -> None:
-        if self.offset > 0:
-            self.post_message(self.PageRequested(self, max(0, self.offset - self.page_size)))
+        if self.page_offset > 0:
+            self.post_message(self.PageRequested(self, max(0, self.page_offset - self.page_size)))

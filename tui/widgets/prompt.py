@@ -6,28 +6,38 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
-from textual.suggester import SuggestFromList
+from textual.suggester import Suggester, SuggestFromList
 from textual.widgets import Input, Label
 
 
 class Prompt(ModalScreen[str | None]):
     """A prompt line; dismisses with the text on Enter, None on Escape. With
-    `completions`, the rest of a matching name is suggested (accept it with right/tab)."""
+    `completions` (or any `suggester`, e.g. of paths), the rest of a matching name is
+    suggested (accept it with right/tab)."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="prompt-cancel"),
         Binding("tab", "complete", "Complete", show=False, id="prompt-complete"),
     ]
 
-    def __init__(self, prefix: str, value: str = "", completions: list[str] | None = None):
+    def __init__(
+        self,
+        prefix: str,
+        value: str = "",
+        completions: list[str] | None = None,
+        suggester: Suggester | None = None,
+    ):
         super().__init__()
         self.prefix = prefix
         self.value = value
         self.completions = completions
+        self.suggester = suggester
 
     def compose(self) -> ComposeResult:
         suggester = (
-            SuggestFromList(self.completions, case_sensitive=False) if self.completions else None
+            SuggestFromList(self.completions, case_sensitive=False)
+            if self.completions
+            else self.suggester
         )
         with Horizontal(id="prompt-line"):
             yield Label(self.prefix, id="prompt-prefix")

@@ -1,5 +1,6 @@
-"""The base of every tab: access to the archive's services, work off the UI thread,
-and the hooks the app's global keys call (`/` filter, `esc` back, refresh)."""
+"""The base of every tab: access to the archive's services, work off the UI thread
+(`Background`, which screens use too), and the hooks the app's global keys call (`/`
+filter, `esc` back, refresh)."""
 
 from __future__ import annotations
 
@@ -16,40 +17,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class View(Vertical):
-    """A tab of the console. Subclasses fill `compose`, declare BINDINGS with ids, and
-    override `filter`, `back` and `reload` as they need."""
-
-    DEFAULT_CSS = "View { height: 1fr; }"
-    #: One line shown at the top of the `?` keys screen.
-    HELP = ""
-
-    @property
-    def console(self) -> PacsConsole:
-        return self.app  # type: ignore[return-value]
-
-    @property
-    def services(self) -> ServiceContext:
-        return self.console.services
-
-    def filter(self, text: str) -> None:
-        """Show only the rows of the list in view that contain `text` (empty: all)."""
-        self.notify("Nothing to filter here", severity="warning")
-
-    def back(self) -> bool:
-        """Go back one step inside this view (e.g. from series to studies); False when
-        there is nothing to go back to, so the app goes back to the previous view."""
-        return False
-
-    def reload(self) -> None:
-        """Fetch the view's data again."""
-
-    def focus_default(self) -> None:
-        """Focus the widget to start from: the first focusable one of the view."""
-        for widget in self.query("*"):
-            if widget.focusable:
-                widget.focus()
-                return
+class Background:
+    """Blocking work off the UI thread, for a widget or a screen: `background` runs it in
+    a thread worker and hands the result to the UI thread."""
 
     def background(
         self,
@@ -87,9 +57,9 @@ class View(Vertical):
 
     @property
     def _worker_callbacks(self) -> dict[Worker[Any], Callable[[Worker.StateChanged], None]]:
-        callbacks = self.__dict__.get("_callbacks")
+        callbacks = self.__dict__.get("_background_callbacks")
         if callbacks is None:
-            callbacks = self.__dict__["_callbacks"] = {}
+            callbacks = self.__dict__["_background_callbacks"] = {}
         return callbacks
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -98,6 +68,42 @@ class View(Vertical):
             if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
                 del self._worker_callbacks[event.worker]
             callback(event)
+
+
+class View(Background, Vertical):
+    """A tab of the console. Subclasses fill `compose`, declare BINDINGS with ids, and
+    override `filter`, `back` and `reload` as they need."""
+
+    DEFAULT_CSS = "View { height: 1fr; }"
+    #: One line shown at the top of the `?` keys screen.
+    HELP = ""
+
+    @property
+    def console(self) -> PacsConsole:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def services(self) -> ServiceContext:
+        return self.console.services
+
+    def filter(self, text: str) -> None:
+        """Show only the rows of the list in view that contain `text` (empty: all)."""
+        self.notify("Nothing to filter here", severity="warning")
+
+    def back(self) -> bool:
+        """Go back one step inside this view (e.g. from series to studies); False when
+        there is nothing to go back to, so the app goes back to the previous view."""
+        return False
+
+    def reload(self) -> None:
+        """Fetch the view's data again."""
+
+    def focus_default(self) -> None:
+        """Focus the widget to start from: the first focusable one of the view."""
+        for widget in self.query("*"):
+            if widget.focusable:
+                widget.focus()
+                return
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,0 +1,42 @@
+"""Snapshots of Navigation › Studies at 80x24 and 120x40, from the fixed data of
+tests/tui/fixtures.py: the study list, a study's series, an instance list, the attribute
+tree, the edit form and the delete confirmation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from textual.pilot import Pilot
+
+from tui.app import PacsConsole
+
+Console = Callable[..., PacsConsole]
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+SCREENS = [
+    pytest.param((), id="list"),
+    pytest.param(("enter",), id="series"),
+    pytest.param(("enter", "enter"), id="instances"),
+    pytest.param(("a",), id="attributes"),
+    pytest.param(("e",), id="edit"),
+    pytest.param(("delete",), id="delete"),
+]
+
+
+def after(*keys: str) -> Callable[[Pilot], object]:
+    """Wait for the list, press `keys` one at a time, waiting for what each fetches."""
+
+    async def run(pilot: Pilot) -> None:
+        for step in [(), *[(key,) for key in keys]]:
+            await pilot.press(*step)
+            for _ in range(3):
+                await pilot.app.workers.wait_for_complete()
+                await pilot.pause()
+
+    return run
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("keys", SCREENS)
+def test_studies_tab(snap_compare, make_console: Console, keys: tuple[str, ...], size) -> None:
+    assert snap_compare(make_console(), run_before=after(*keys), terminal_size=size)

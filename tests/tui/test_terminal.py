@@ -1,0 +1,72 @@
+"""`pacs-console` in a real terminal (a pseudo-terminal): the console draws on the
+terminal while the archive's log (and its worker processes') goes to pacs-console.log,
+ctrl+q stops both, and the last line names the log."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+from tests.conftest import free_port, make_config_text
+
+
+def read_until(fd: int, needle: bytes, timeout: float = 30) -> bytes:
+    """Terminal output up to and including `needle`."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"{needle!r} never appeared; the terminal showed {seen[-2000:]!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+    return seen
+
+
+def test_console_draws_on_the_terminal_and_logs_to_a_file(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "config.toml"
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    config.write_text(make_config_text(tmp_path, url, port, "\n[network]\nprocesses = 1\n"))
+    controller, terminal = pty.openpty()
+    # 80x24 cells of 10x20 pixels, as a terminal emulator reports its window.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 800, 480))
+    # A 256-colour terminal (no COLORTERM=truecolor), as many SSH sessions are.
+    env = {k: v for k, v in os.environ.items() if k != "COLORTERM"}
+    env["TERM"] = "xterm-256color"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "--config", str(config)],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    try:
+        screen = read_until(controller, b"Configuration")
+        os.write(controller, b"\x11")  # ctrl+q; no association is open, so no question
+        tail = read_until(controller, b"the log is")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(controller)
+    # Colours are drawn from the 256-colour palette, never as 24-bit RGB.
+    assert b"[38;5;" in screen
+    assert b"[38;2;" not in screen and b"[48;2;" not in screen
+    assert str(tmp_path / "pacs-console.log").encode() in tail.replace(b"\r\n", b"")
+    log = (tmp_path / "pacs-console.log").read_text()
+    assert "index writer started" in log and "DCM4CHEE" in log

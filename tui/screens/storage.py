@@ -1,0 +1,85 @@
+"""Monitoring › Storage systems: each storage with its path, the space of its file system
+and what the archive keeps there (object count and size, from the index)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from core.services.storage_info import StorageInfo, storages
+from tui.paths import short_path
+from tui.widgets.live import showing
+from tui.widgets.table import matches, sync_rows
+from tui.widgets.view import View
+
+REFRESH_SECONDS = 5.0
+COLUMNS = ("ID", "Path", "Objects", "Archive size", "Used", "Free", "Total")
+
+
+def size(n: int) -> str:
+    """Bytes in the largest unit that keeps a number below 1000 (decimal, as df -H)."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB")
+    value, unit = float(n), 0
+    while value >= 1000 and unit < len(units) - 1:
+        value /= 1000
+        unit += 1
+    return f"{n} B" if unit == 0 else f"{value:.1f} {units[unit]}"
+
+
+def row(info: StorageInfo) -> tuple[str, ...]:
+    return (
+        info.id,
+        short_path(info.path),
+        f"{info.objects:,}",
+        size(info.bytes),
+        f"{size(info.used)} ({info.used_percent:.0f}%)",
+        size(info.free),
+        size(info.total),
+    )
+
+
+class StorageView(View):
+    """The archive's storage systems, refreshed every few seconds."""
+
+    HELP = "Storage systems: file system space and the objects the archive keeps there."
+    BINDINGS = [Binding("r", "refresh_now", "refresh now", id="storage-refresh")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = ""
+        self.latest: dict[str, tuple[str, ...]] = {}
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[str] = DataTable(id="storage-table", cursor_type="row", zebra_stripes=True)
+        table.add_columns(*COLUMNS)
+        yield table
+
+    def on_mount(self) -> None:
+        self.reload()
+        self.set_interval(REFRESH_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        if showing(self):
+            self.reload()
+
+    def reload(self) -> None:
+        services = self.services
+
+        def done(infos: list[StorageInfo]) -> None:
+            self.latest = {info.id: row(info) for info in infos}
+            self._show()
+
+        self.background(lambda: storages(services), done, group="storage")
+
+    def _show(self) -> None:
+        shown = {key: cells for key, cells in self.latest.items() if matches(cells, self.text)}
+        sync_rows(self.query_one(DataTable), shown)
+
+    def filter(self, text: str) -> None:
+        self.text = text.strip()
+        self._show()
+
+    def action_refresh_now(self) -> None:
+        """Read space and object counts again now."""
+        self.reload()
