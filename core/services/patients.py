@@ -20,10 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from pydicom import Dataset
-from pydicom.datadict import tag_for_keyword
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -34,14 +33,12 @@ from core.dicom import attributes
 from core.services import query
 from core.services.context import ServiceContext
 from core.services.indexing import LOCK
+from core.services.query import Page
+from core.services.typed_values import Field, ValueRefused, clean, entry_text, updated
 
 _patient = Patient.__table__
 _study = Study.__table__
 _target = _patient.alias("target")
-
-UTF8 = "ISO_IR 192"
-# Value lengths by VR (PS3.5 6.2): longer values are refused with the field's name.
-_MAX_LENGTH = {"LO": 64, "PN": 64, "DA": 8, "CS": 16, "LT": 10240}
 
 
 class PatientError(ValueError):
@@ -66,97 +63,39 @@ class Demographics:
     comments: str = ""
 
 
-# Field -> (keyword, VR, multiple values, label for messages).
-FIELDS: dict[str, tuple[str, str, bool, str]] = {
-    "name": ("PatientName", "PN", False, "Patient name"),
-    "patient_id": ("PatientID", "LO", False, "Patient ID"),
-    "issuer": ("IssuerOfPatientID", "LO", False, "Issuer of patient ID"),
-    "birth_date": ("PatientBirthDate", "DA", False, "Birth date"),
-    "sex": ("PatientSex", "CS", False, "Sex"),
-    "other_names": ("OtherPatientNames", "PN", True, "Other patient names"),
-    "comments": ("PatientComments", "LT", False, "Patient comments"),
+# The fields of Demographics, as attributes.
+FIELDS = {
+    "name": Field("PatientName", "PN", "Patient name"),
+    "patient_id": Field("PatientID", "LO", "Patient ID"),
+    "issuer": Field("IssuerOfPatientID", "LO", "Issuer of patient ID"),
+    "birth_date": Field("PatientBirthDate", "DA", "Birth date"),
+    "sex": Field("PatientSex", "CS", "Sex"),
+    "other_names": Field("OtherPatientNames", "PN", "Other patient names", multiple=True),
+    "comments": Field("PatientComments", "LT", "Patient comments"),
 }
-_PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 
 
-def _tag(keyword: str) -> int:
-    return int(tag_for_keyword(keyword))  # type: ignore[arg-type]
-
-
-def _clean(field: str, text: str) -> str:
+def _clean(name: str, text: str) -> str:
     """The value of a field as stored, or PatientError naming the field and the problem."""
-    _keyword, vr, multiple, label = FIELDS[field]
-    value = text.strip()
-    if not value:
-        return ""
-    if vr == "DA":
-        value = value.replace("-", "")
-        try:
-            datetime.strptime(value, "%Y%m%d")
-        except ValueError:
-            raise PatientError(f"{label} {text!r} is no date (YYYYMMDD)") from None
-    if vr == "CS":
-        value = value.upper()
-        if value not in ("M", "F", "O"):
-            raise PatientError(f"{label} must be M, F or O, not {text!r}")
-    if "\\" in value and not multiple:
-        raise PatientError(f"{label} holds a backslash, which separates values in DICOM")
-    if any(ord(c) < 32 for c in value) and vr != "LT":
-        raise PatientError(f"{label} holds a control character")
-    for part in value.split("\\"):
-        parts = part.split("=") if vr == "PN" else [part]
-        if len(parts) > 3 or any(len(p) > _MAX_LENGTH[vr] for p in parts):
-            raise PatientError(f"{label} is too long ({vr} allows {_MAX_LENGTH[vr]} characters)")
-    return value
-
-
-def _entry(vr: str, value: str) -> dict[str, Any]:
-    if vr == "PN":
-        names = [
-            {g: v for g, v in zip(_PN_GROUPS, name.split("="), strict=False) if v}
-            for name in value.split("\\")
-        ]
-        return {"vr": vr, "Value": names}
-    values = value.split("\\") if vr != "LT" else [value]
-    return {"vr": vr, "Value": values}
-
-
-def _entry_text(entry: dict[str, Any] | None) -> str:
-    if not entry:
-        return ""
-    out = []
-    for value in entry.get("Value") or []:
-        if isinstance(value, dict):
-            out.append("=".join(value.get(g, "") for g in _PN_GROUPS).rstrip("="))
-        else:
-            out.append("" if value is None else str(value))
-    return "\\".join(out)
+    field = FIELDS[name]
+    if name == "sex" and text.strip().upper() not in ("", "M", "F", "O"):
+        raise PatientError(f"{field.label} must be M, F or O, not {text!r}")
+    try:
+        return clean(field, text)
+    except ValueRefused as exc:
+        raise PatientError(str(exc)) from None
 
 
 def demographics_of(attrs: dict[str, Any]) -> Demographics:
     """The editable attributes of a patient's `attrs`."""
     return Demographics(
-        **{
-            field: _entry_text(attrs.get(attributes.key(_tag(keyword))))
-            for field, (keyword, *_rest) in FIELDS.items()
-        }
+        **{name: entry_text(attrs.get(attributes.key(f.tag))) for name, f in FIELDS.items()}
     )
 
 
 def _apply(stored: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
     """`stored` attrs with the fields in `values` (already clean) set or removed."""
-    attrs = dict(stored)
-    for field, value in values.items():
-        keyword, vr, _multiple, _label = FIELDS[field]
-        key = attributes.key(_tag(keyword))
-        if value:
-            attrs[key] = _entry(vr, value)
-        else:
-            attrs.pop(key, None)
-    if any(not _entry_text(entry).isascii() for entry in attrs.values() if "Value" in entry):
-        # JSON holds any text; objects built from these attributes must say it is UTF-8.
-        attrs[attributes.key(attributes.SPECIFIC_CHARACTER_SET)] = {"vr": "CS", "Value": [UTF8]}
-    return attrs
+    return updated(stored, ((FIELDS[name], value) for name, value in values.items()))
 
 
 def _cleaned(demographics: Demographics) -> dict[str, str]:
@@ -207,18 +146,6 @@ class PatientRow:
     sex: str
     studies: int
     merged_into: str | None
-
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of a result list: `rows` from `offset` of `total` matches."""
-
-    rows: list[T]
-    total: int
-    offset: int
 
 
 def _search_where(search: PatientSearch) -> list[ColumnElement[bool]]:

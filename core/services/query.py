@@ -15,7 +15,7 @@ import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydicom import Dataset
 from pydicom.charset import convert_encodings, default_encoding
@@ -381,3 +381,16 @@ def page(
     statement = page_statement(query, offset=offset, limit=limit, order=order, total=total)
     with services.db.read() as session:
         return [_response(query, row) for row in session.execute(statement)]
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a result list as the console shows it: `rows` from `offset` of
+    `total` matches."""
+
+    rows: list[T]
+    total: int
+    offset: int

@@ -11,7 +11,7 @@ import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from pydicom import Dataset
 from pydicom.multival import MultiValue
@@ -19,42 +19,55 @@ from pydicom.multival import MultiValue
 from core.config import Config, View
 from core.services import query as q
 from core.services.context import ServiceContext
+from core.services.query import Page
 
-STUDY_RETURNS = (
-    "StudyInstanceUID",
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyDate",
-    "StudyTime",
-    "AccessionNumber",
-    "ModalitiesInStudy",
-    "StudyDescription",
-    "ReferringPhysicianName",
-    "NumberOfStudyRelatedSeries",
-    "NumberOfStudyRelatedInstances",
+# Each field of a row and the attribute it shows (also what the query returns).
+_STUDY_KEYWORDS = {
+    "study_iuid": "StudyInstanceUID",
+    "patient_name": "PatientName",
+    "patient_id": "PatientID",
+    "birth_date": "PatientBirthDate",
+    "sex": "PatientSex",
+    "study_date": "StudyDate",
+    "study_time": "StudyTime",
+    "accession_number": "AccessionNumber",
+    "modalities": "ModalitiesInStudy",
+    "description": "StudyDescription",
+    "referring_physician": "ReferringPhysicianName",
+    "series": "NumberOfStudyRelatedSeries",
+    "instances": "NumberOfStudyRelatedInstances",
+}
+_SERIES_KEYWORDS = {
+    "series_iuid": "SeriesInstanceUID",
+    "number": "SeriesNumber",
+    "modality": "Modality",
+    "description": "SeriesDescription",
+    "body_part": "BodyPartExamined",
+    "date": "SeriesDate",
+    "time": "SeriesTime",
+    "instances": "NumberOfSeriesRelatedInstances",
+}
+_INSTANCE_KEYWORDS = {
+    "sop_iuid": "SOPInstanceUID",
+    "sop_class_uid": "SOPClassUID",
+    "number": "InstanceNumber",
+    "content_date": "ContentDate",
+    "content_time": "ContentTime",
+    "frames": "NumberOfFrames",
+    "rows": "Rows",
+    "columns": "Columns",
+}
+# The counts of related series and instances are numbers in a row; the rest is text.
+_COUNTS = frozenset(
+    {
+        "NumberOfStudyRelatedSeries",
+        "NumberOfStudyRelatedInstances",
+        "NumberOfSeriesRelatedInstances",
+    }
 )
-SERIES_RETURNS = (
-    "SeriesInstanceUID",
-    "SeriesNumber",
-    "Modality",
-    "SeriesDescription",
-    "BodyPartExamined",
-    "SeriesDate",
-    "SeriesTime",
-    "NumberOfSeriesRelatedInstances",
-)
-INSTANCE_RETURNS = (
-    "SOPInstanceUID",
-    "SOPClassUID",
-    "InstanceNumber",
-    "ContentDate",
-    "ContentTime",
-    "NumberOfFrames",
-    "Rows",
-    "Columns",
-)
+STUDY_RETURNS = tuple(_STUDY_KEYWORDS.values())
+SERIES_RETURNS = tuple(_SERIES_KEYWORDS.values())
+INSTANCE_RETURNS = tuple(_INSTANCE_KEYWORDS.values())
 # Newest first, as dcm4chee's study list; equal dates and times keep the order of arrival.
 STUDY_ORDER = ("-StudyDate", "-StudyTime")
 SERIES_ORDER = ("SeriesNumber",)
@@ -171,15 +184,6 @@ class InstanceRow:
     columns: str
 
 
-@dataclass(frozen=True)
-class Page:
-    """One page of a result list: its rows, the offset of the first, all matches."""
-
-    rows: list[Any]
-    total: int
-    offset: int
-
-
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword)
     if value is None or value == "":
@@ -194,49 +198,37 @@ def _int(ds: Dataset, keyword: str) -> int:
     return int(text) if text.isdigit() else 0
 
 
+R = TypeVar("R")
+
+
+def _row(row_type: type[R], keywords: dict[str, str], ds: Dataset) -> R:
+    values = {
+        name: _int(ds, keyword) if keyword in _COUNTS else _text(ds, keyword)
+        for name, keyword in keywords.items()
+    }
+    return row_type(**values)
+
+
 def study_row(ds: Dataset) -> StudyRow:
     """A study response (STUDY_RETURNS) as a row."""
-    return StudyRow(
-        study_iuid=_text(ds, "StudyInstanceUID"),
-        patient_name=_text(ds, "PatientName"),
-        patient_id=_text(ds, "PatientID"),
-        birth_date=_text(ds, "PatientBirthDate"),
-        sex=_text(ds, "PatientSex"),
-        study_date=_text(ds, "StudyDate"),
-        study_time=_text(ds, "StudyTime"),
-        accession_number=_text(ds, "AccessionNumber"),
-        modalities=_text(ds, "ModalitiesInStudy"),
-        description=_text(ds, "StudyDescription"),
-        referring_physician=_text(ds, "ReferringPhysicianName"),
-        series=_int(ds, "NumberOfStudyRelatedSeries"),
-        instances=_int(ds, "NumberOfStudyRelatedInstances"),
-    )
+    return _row(StudyRow, _STUDY_KEYWORDS, ds)
 
 
-def _series_row(ds: Dataset) -> SeriesRow:
-    return SeriesRow(
-        series_iuid=_text(ds, "SeriesInstanceUID"),
-        number=_text(ds, "SeriesNumber"),
-        modality=_text(ds, "Modality"),
-        description=_text(ds, "SeriesDescription"),
-        body_part=_text(ds, "BodyPartExamined"),
-        date=_text(ds, "SeriesDate"),
-        time=_text(ds, "SeriesTime"),
-        instances=_int(ds, "NumberOfSeriesRelatedInstances"),
-    )
-
-
-def _instance_row(ds: Dataset) -> InstanceRow:
-    return InstanceRow(
-        sop_iuid=_text(ds, "SOPInstanceUID"),
-        sop_class_uid=_text(ds, "SOPClassUID"),
-        number=_text(ds, "InstanceNumber"),
-        content_date=_text(ds, "ContentDate"),
-        content_time=_text(ds, "ContentTime"),
-        frames=_text(ds, "NumberOfFrames"),
-        rows=_text(ds, "Rows"),
-        columns=_text(ds, "Columns"),
-    )
+def _page(
+    services: ServiceContext,
+    query: q.Query,
+    row_type: type[R],
+    keywords: dict[str, str],
+    order: tuple[str, ...],
+    offset: int,
+    limit: int,
+    total: int | None = None,
+) -> Page[R]:
+    """One page of `query` as rows, and how many match (counted unless given)."""
+    if total is None:
+        total = q.count(services, query)
+    found = q.page(services, query, offset=offset, limit=limit, order=order, total=total)
+    return Page([_row(row_type, keywords, ds) for ds in found], total, offset)
 
 
 def _view(services: ServiceContext, ae_title: str) -> View:
@@ -250,17 +242,13 @@ def search(
     offset: int = 0,
     limit: int = 50,
     total: int | None = None,
-) -> Page:
+) -> Page[StudyRow]:
     """One page of the studies matching `form`, newest first, and how many match in all
     (counted unless `total` is given: turning pages of one search need not count again).
     Raises MatchingError for a value that cannot be matched (e.g. an invalid date) and
     ValueError for an unknown archive AE."""
     query = form.query(services.config)
-    if total is None:
-        total = q.count(services, query)
-    found = q.page(services, query, offset=offset, limit=limit, order=STUDY_ORDER, total=total)
-    rows = [study_row(ds) for ds in found]
-    return Page(rows, total, offset)
+    return _page(services, query, StudyRow, _STUDY_KEYWORDS, STUDY_ORDER, offset, limit, total)
 
 
 def series_of(
@@ -270,7 +258,7 @@ def series_of(
     ae_title: str = "",
     offset: int = 0,
     limit: int = 50,
-) -> Page:
+) -> Page[SeriesRow]:
     """One page of the series of a study, by series number."""
     query = q.Query.of(
         "SERIES",
@@ -278,8 +266,7 @@ def series_of(
         SERIES_RETURNS,
         view=_view(services, ae_title),
     )
-    rows = q.page(services, query, offset=offset, limit=limit, order=SERIES_ORDER)
-    return Page([_series_row(ds) for ds in rows], q.count(services, query), offset)
+    return _page(services, query, SeriesRow, _SERIES_KEYWORDS, SERIES_ORDER, offset, limit)
 
 
 def instances_of(
@@ -290,7 +277,7 @@ def instances_of(
     ae_title: str = "",
     offset: int = 0,
     limit: int = 50,
-) -> Page:
+) -> Page[InstanceRow]:
     """One page of the instances of a series, by instance number."""
     query = q.Query.of(
         "IMAGE",
@@ -298,8 +285,7 @@ def instances_of(
         INSTANCE_RETURNS,
         view=_view(services, ae_title),
     )
-    rows = q.page(services, query, offset=offset, limit=limit, order=INSTANCE_ORDER)
-    return Page([_instance_row(ds) for ds in rows], q.count(services, query), offset)
+    return _page(services, query, InstanceRow, _INSTANCE_KEYWORDS, INSTANCE_ORDER, offset, limit)
 
 
 def first_instance(

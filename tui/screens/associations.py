@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 
 from core.events import AssociationInfo
 from core.services.status import Snapshot, run_dir, snapshot
-from tui.widgets.live import showing
+from tui.widgets.live import refresh_while_showing
 from tui.widgets.table import matches, sync_rows
 from tui.widgets.view import View
 
@@ -102,13 +102,7 @@ class AssociationsView(View):
         yield table
 
     def on_mount(self) -> None:
-        self.reload()
-        self.set_interval(REFRESH_SECONDS, self._tick)
-
-    def _tick(self) -> None:
-        # Nothing is read while the tab is hidden or paused; the next tick catches up.
-        if not self.paused and showing(self):
-            self.reload()
+        refresh_while_showing(self, REFRESH_SECONDS, paused=lambda: self.paused)
 
     def reload(self) -> None:
         if self._fetching:

@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline, Static
 
 from core.services.status import BUCKET_SECONDS, HISTORY_SECONDS, Snapshot, run_dir, snapshot
-from tui.widgets.live import showing
+from tui.widgets.live import refresh_while_showing
 from tui.widgets.view import View
 
 REFRESH_SECONDS = 2.0
@@ -97,12 +97,7 @@ class MetricsView(View):
             yield Label("now →", id="metrics-axis-right")
 
     def on_mount(self) -> None:
-        self.reload()
-        self.set_interval(REFRESH_SECONDS, self._tick)
-
-    def _tick(self) -> None:
-        if showing(self):
-            self.reload()
+        refresh_while_showing(self, REFRESH_SECONDS)
 
     def reload(self) -> None:
         folder = run_dir(self.services.config.storage.path)

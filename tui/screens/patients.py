@@ -15,7 +15,8 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Static
 
 from core.services import patients
-from core.services.patients import Demographics, Page, PatientRow, PatientSearch, StudyRow
+from core.services.patients import Demographics, PatientRow, PatientSearch, StudyRow
+from core.services.query import Page
 from tui.screens.patient_form import PatientForm
 from tui.widgets.confirm import Confirm
 from tui.widgets.paged_table import PagedTable

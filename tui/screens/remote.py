@@ -21,6 +21,7 @@ from core.services.config_edit import (
 from core.services.verification import EchoResult, echo
 from tui.screens.remote_form import RemoteAEForm
 from tui.widgets.confirm import Confirm
+from tui.widgets.form import FieldForm
 from tui.widgets.table import filter_rows
 from tui.widgets.view import View
 
@@ -138,8 +139,8 @@ class RemoteAEsView(View):
 
     def _saver(
         self, edit: Callable[[dict[str, str]], Config], verb: str
-    ) -> Callable[[RemoteAEForm, dict[str, str]], None]:
-        def save(form: RemoteAEForm, values: dict[str, str]) -> None:
+    ) -> Callable[[FieldForm, dict[str, str]], None]:
+        def save(form: FieldForm, values: dict[str, str]) -> None:
             def done(config: Config) -> None:
                 form.dismiss(None)
                 self._applied(config, f"Remote AE {values['title'].strip()} {verb}")

@@ -9,7 +9,7 @@ from textual.widgets import DataTable
 
 from core.services.storage_info import StorageInfo, storages
 from tui.paths import short_path
-from tui.widgets.live import showing
+from tui.widgets.live import refresh_while_showing
 from tui.widgets.table import matches, sync_rows
 from tui.widgets.view import View
 
@@ -56,12 +56,7 @@ class StorageView(View):
         yield table
 
     def on_mount(self) -> None:
-        self.reload()
-        self.set_interval(REFRESH_SECONDS, self._tick)
-
-    def _tick(self) -> None:
-        if showing(self):
-            self.reload()
+        refresh_while_showing(self, REFRESH_SECONDS)
 
     def reload(self) -> None:
         services = self.services

@@ -18,7 +18,8 @@ from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from core.services import studies
-from core.services.studies import InstanceRow, Page, SeriesRow, StudyRow, StudySearch
+from core.services.query import Page
+from core.services.studies import InstanceRow, SeriesRow, StudyRow, StudySearch
 from core.services.study_delete import Deleted, count_instances, delete_permanently
 from core.services.study_edits import (
     SERIES_FIELDS,
@@ -47,6 +48,7 @@ from tui.screens.study_rows import (
     study_label,
 )
 from tui.widgets.confirm import Confirm
+from tui.widgets.form import FieldForm
 from tui.widgets.paged_table import PagedTable
 from tui.widgets.path_suggester import PathSuggester
 from tui.widgets.prompt import Prompt
@@ -539,7 +541,7 @@ class StudiesView(View):
         fields = STUDY_FIELDS if is_study else SERIES_FIELDS
 
         def opened(values: dict[str, str]) -> None:
-            def save(form: EditForm, typed: dict[str, str]) -> None:
+            def save(form: FieldForm, typed: dict[str, str]) -> None:
                 def saved(changed: bool) -> None:
                     form.dismiss(None)
                     self.notify(f"Saved {selection.label}" if changed else "Nothing changed")
