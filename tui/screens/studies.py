@@ -34,6 +34,7 @@ from core.services.study_edits import (
 )
 from core.services.study_files import Downloaded, Target, attributes_of, download
 from tui.screens.attributes import AttributesScreen
+from tui.screens.image import ImageScreen
 from tui.screens.study_form import EditForm
 from tui.screens.study_rows import (
     INSTANCE_COLUMNS,
@@ -47,6 +48,7 @@ from tui.screens.study_rows import (
     study_cells,
     study_label,
 )
+from tui.screens.upload import UploadScreen
 from tui.widgets.confirm import Confirm
 from tui.widgets.form import FieldForm
 from tui.widgets.paged_table import PagedTable
@@ -452,21 +454,11 @@ class StudiesView(View):
         )
 
     def _open_image(self, sop_iuid: str) -> None:
-        try:
-            from tui.screens.image import ImageScreen
-        except Exception as exc:
-            self.notify(f"The image viewer is not available: {exc}", severity="error")
-            return
         self.app.push_screen(ImageScreen(sop_iuid))
 
     def action_upload(self) -> None:
         selection = self.selected()
         if selection is None or selection.target.level != "STUDY":
-            return
-        try:
-            from tui.screens.upload import UploadScreen
-        except Exception as exc:
-            self.notify(f"Upload is not available: {exc}", severity="error")
             return
 
         def uploaded(sop_iuid: str | None) -> None:
