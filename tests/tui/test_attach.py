@@ -19,7 +19,6 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
-from textual.pilot import Pilot
 from textual.widgets import Input
 
 from core.archive import Archive
@@ -28,6 +27,7 @@ from core.services.context import ServiceContext
 from tests import dicomgen
 from tests.conftest import Served, free_port, make_config_text, nodelay
 from tests.test_cli import pacs_console
+from tests.tui.pilot import settle
 from tui.app import PacsConsole
 from tui.screens.patients import PatientsView
 from tui.screens.studies import StudiesView
@@ -35,13 +35,6 @@ from tui.screens.study_form import EditForm
 from tui.widgets.paged_table import PagedTable
 
 Serve = Callable[..., Served]
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -209,12 +202,6 @@ async def test_attached_console_shows_the_studies_and_patients_of_serve_and_edit
         rows = patients.query_one(PagedTable).table
         assert [str(rows.get_row_at(i)[1]) for i in range(rows.row_count)] == ["ATT-1"]
     assert find_description(served) == "Edited attached"
-
-
-async def settle(pilot: Pilot) -> None:
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 def find_description(served: Served) -> str:

@@ -18,6 +18,7 @@ from core.services.context import ServiceContext
 from core.services.upload import upload
 from tests import dicomgen
 from tests.tui import fixtures
+from tests.tui.pilot import settle
 from tui.app import PacsConsole
 from tui.screens.image import ImageScreen
 
@@ -26,13 +27,6 @@ SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40"
 STUDY = fixtures.STUDIES[0]
 # Study 1, series 1, image 2: the gradient + 100, window 2000/4000 from the file.
 INSTANCE = fixtures.instance_uid(STUDY, 0, 1)
-
-
-async def settle(app: PacsConsole, pilot: Pilot) -> None:
-    """Let the screen's workers finish and their results reach the screen."""
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def status(app: PacsConsole) -> str:
@@ -46,7 +40,7 @@ async def test_keys_change_window_and_the_status_line_shows_it(make_console: Con
     app = make_console(start_view="device")
     async with app.run_test(size=(80, 24)) as pilot:
         app.push_screen(ImageScreen(INSTANCE))
-        await settle(app, pilot)
+        await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ImageScreen)
         assert screen.query_one("#image-picture", HalfcellImage) is not None
@@ -54,22 +48,22 @@ async def test_keys_change_window_and_the_status_line_shows_it(make_console: Con
         assert caption == "Doe^John (PID-1) · 2026-01-05 CT Chest"
         assert status(app) == "CT · series 1 · image 2 · W 4000 C 2000 (file) · frame 1/1"
         await pilot.press("right")
-        await settle(app, pilot)
+        await settle(pilot)
         assert "W 4400 C 2000 ·" in status(app)
         await pilot.press("up", "up")
-        await settle(app, pilot)
+        await settle(pilot)
         assert "W 4400 C 2440 ·" in status(app)
         await pilot.press("left")
-        await settle(app, pilot)
+        await settle(pilot)
         assert "W 3960 C 2440 ·" in status(app)
         await pilot.press("v")
-        await settle(app, pilot)
+        await settle(pilot)
         assert "W 4065 C 2036.5 (full)" in status(app)
         await pilot.press("v")
-        await settle(app, pilot)
+        await settle(pilot)
         assert "W 80 C 40 (brain)" in status(app)
         await pilot.press("r")
-        await settle(app, pilot)
+        await settle(pilot)
         assert "W 4000 C 2000 (file)" in status(app)
         await pilot.press("escape")
         await pilot.pause()
@@ -104,25 +98,25 @@ async def test_frame_keys_step_through_a_multiframe_upload(
     app = make_console(start_view="device")
     async with app.run_test(size=(80, 24)) as pilot:
         app.push_screen(ImageScreen(uploaded.sop_instance_uid))
-        await settle(app, pilot)
+        await settle(pilot)
         assert status(app).endswith("frame 1/3")
         picture = app.screen.query_one("#image-picture", HalfcellImage)
         first = picture.image.getpixel((0, 0))  # type: ignore[union-attr]
         await pilot.press("n")
-        await settle(app, pilot)
+        await settle(pilot)
         assert status(app).endswith("frame 2/3")
         await pilot.press("pagedown")
-        await settle(app, pilot)
+        await settle(pilot)
         assert status(app).endswith("frame 3/3")
         last = picture.image.getpixel((0, 0))  # type: ignore[union-attr]
         # Window 1000/2001 maps 0 to black and 2000 to white.
         assert (first, last) == (0, 255)
         await pilot.press("n")
-        await settle(app, pilot)
+        await settle(pilot)
         assert status(app).endswith("frame 3/3")
         assert any("is the last of 3" in n.message for n in app._notifications)
         await pilot.press("p")
-        await settle(app, pilot)
+        await settle(pilot)
         assert status(app).endswith("frame 2/3")
 
 
@@ -136,7 +130,7 @@ async def test_an_instance_without_an_image_says_why(
     app = make_console(start_view="device")
     async with app.run_test(size=(80, 24)) as pilot:
         app.push_screen(ImageScreen(uploaded.sop_instance_uid))
-        await settle(app, pilot)
+        await settle(pilot)
         message = str(app.screen.query_one("#image-message", Static).render())
         assert message == "Cannot show the image: Encapsulated PDF Storage has no image to show"
         assert any("no image to show" in n.message for n in app._notifications)
@@ -148,7 +142,7 @@ def test_snapshot(snap_compare, make_console: Console, size: tuple[int, int]) ->
 
     async def open_image(pilot: Pilot) -> None:
         pilot.app.push_screen(ImageScreen(INSTANCE))
-        await settle(pilot.app, pilot)  # type: ignore[arg-type]
+        await settle(pilot)
 
     assert snap_compare(
         make_console(start_view="device"), run_before=open_image, terminal_size=size

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from core.services import patients, query
 from core.services.context import ServiceContext
 from core.services.patients import Demographics, PatientSearch
 from tests.tui import fixtures
+from tests.tui.pilot import settle
 from tui.app import PacsConsole
 from tui.screens.patient_form import PatientForm
 from tui.screens.patients import PatientsView
@@ -20,14 +20,6 @@ from tui.widgets.confirm import Confirm
 from tui.widgets.prompt import Prompt
 
 Console = Callable[..., PacsConsole]
-
-
-async def settle(pilot: Pilot) -> None:
-    """Let the workers finish and their results reach the screen (a result may start
-    another worker, e.g. a reload after a save)."""
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 def view(app: PacsConsole) -> PatientsView:

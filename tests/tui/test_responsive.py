@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Connection
-from textual.pilot import Pilot
 from textual.widgets import Input
 from textual.worker import WorkerState
 
 from core.db.models import Study
 from core.services.context import ServiceContext
 from tests.tui import fixtures
+from tests.tui.pilot import settle
 from tui.app import PacsConsole
 from tui.screens.studies import StudiesView
 from tui.widgets.confirm import Confirm
@@ -50,12 +50,6 @@ def locker(db_url: str) -> Iterator[Callable[[str], Connection]]:
 
 def running(app: PacsConsole, group: str) -> bool:
     return any(w.group == group and w.state == WorkerState.RUNNING for w in app.workers)
-
-
-async def settle(pilot: Pilot) -> None:
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 def studies_view(app: PacsConsole) -> StudiesView:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from pydicom import dcmread
 from sqlalchemy import func, select
-from textual.pilot import Pilot
 from textual.widgets import Input, Static, Tree
 
 from core.config import ConsoleConfig
 from core.db.models import Instance, Location, Study
 from core.services.context import ServiceContext
 from tests.tui import fixtures
+from tests.tui.pilot import settle
 from tui.app import PacsConsole
 from tui.screens.attributes import AttributesScreen
 from tui.screens.studies import StudiesView
@@ -27,14 +27,6 @@ from tui.widgets.prompt import Prompt
 
 Console = Callable[..., PacsConsole]
 SMITH = fixtures.STUDIES[4]  # MR Brain of Smith^Anna, the newest study: the first row
-
-
-async def settle(pilot: Pilot) -> None:
-    """Let the workers finish and their results reach the screen (a result may start
-    another worker, e.g. a reload after a save)."""
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 def view(app: PacsConsole) -> StudiesView:

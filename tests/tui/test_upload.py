@@ -13,17 +13,12 @@ from textual.widgets import Input, Static
 from core.services import query
 from core.services.context import ServiceContext
 from tests.tui import fixtures
+from tests.tui.pilot import settle
 from tui.app import PacsConsole
 from tui.screens.upload import UploadScreen
 
 Console = Callable[..., PacsConsole]
 STUDY = fixtures.STUDIES[0]
-
-
-async def settle(app: PacsConsole, pilot: Pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def type_path(app: PacsConsole, pilot: Pilot, folder: Path, name: str) -> None:
@@ -55,12 +50,12 @@ async def test_a_png_is_stored_into_the_study(
     app = make_console(start_view="device")
     async with app.run_test(size=(80, 24)) as pilot:
         app.push_screen(UploadScreen(STUDY.uid), results.append)
-        await settle(app, pilot)
+        await settle(pilot)
         study = str(app.screen.query_one("#upload-study", Static).render())
         assert study == "Doe^John (PID-1) · 20260105 · CT Chest"
         await type_path(app, pilot, tmp_path, png.name)
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert not isinstance(app.screen, UploadScreen)
         assert any(n.message == "screenshot.png (PNG): stored" for n in app._notifications)
     assert len(results) == 1 and results[0]
@@ -90,18 +85,18 @@ async def test_a_bad_path_is_refused_and_the_typed_text_stays(
     app = make_console(start_view="device")
     async with app.run_test(size=(80, 24)) as pilot:
         app.push_screen(UploadScreen(STUDY.uid))
-        await settle(app, pilot)
+        await settle(pilot)
         missing = str(tmp_path / "nosuch.png")
         await type_path(app, pilot, tmp_path, "nosuch.png")
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, UploadScreen)
         field = app.screen.query_one(Input)
         assert field.value == missing and not field.disabled
         assert any(f"{missing}: no such file" in n.message for n in app._notifications)
         await type_path(app, pilot, tmp_path, text.name)
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert field.value == str(text)
         state = str(app.screen.query_one("#upload-state", Static).render())
         assert state == "Not stored: notes.txt is not a DICOM, PDF, JPEG, PNG or MP4 file"
@@ -117,7 +112,7 @@ async def test_tab_completes_the_path(make_console: Console, tmp_path: Path) -> 
     app = make_console(start_view="device")
     async with app.run_test(size=(80, 24)) as pilot:
         app.push_screen(UploadScreen(STUDY.uid))
-        await settle(app, pilot)
+        await settle(pilot)
         await type_path(app, pilot, tmp_path, "sc")
         await pilot.pause(0.2)
         await pilot.press("tab")
