@@ -13,6 +13,8 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 
+from core.dicom.header import Header
+
 
 def _tags(*keywords: str) -> tuple[int, ...]:
     tags = []
@@ -156,7 +158,7 @@ def key(tag: int) -> str:
     return f"{tag:08X}"
 
 
-def has_value(ds: Dataset, tag: int) -> bool:
+def has_value(ds: Dataset | Header, tag: int) -> bool:
     """True when `ds` holds `tag` with a non-empty value. Looks at the raw element when it
     is still undecoded, so checking a whole attribute filter stays cheap."""
     elem = ds.get_item(tag)
@@ -218,7 +220,7 @@ def _fast_json(elem: Any) -> dict[str, Any] | None:
     return None
 
 
-def element_json(ds: Dataset, tag: int) -> dict[str, Any]:
+def element_json(ds: Dataset | Header, tag: int) -> dict[str, Any]:
     """DICOM JSON of one element of `ds`. A value pydicom cannot convert (an IS of "1A")
     is kept as received, as strings."""
     elem = ds.get_item(tag)
@@ -234,7 +236,7 @@ def element_json(ds: Dataset, tag: int) -> dict[str, Any]:
         return {"vr": vr, "Value": [v.strip() or None for v in text.split("\\")]}
 
 
-def to_json(ds: Dataset, tags: Iterable[int]) -> dict[str, Any]:
+def to_json(ds: Dataset | Header, tags: Iterable[int]) -> dict[str, Any]:
     """DICOM JSON of those of `tags` that `ds` holds with a value."""
     present = ds.keys()
     return {key(t): element_json(ds, t) for t in tags if t in present and has_value(ds, t)}
@@ -258,7 +260,7 @@ def from_json(tag: int, entry: dict[str, Any]) -> DataElement:
     )
 
 
-def supplement(stored: dict[str, Any], ds: Dataset, tags: Iterable[int]) -> dict[str, Any]:
+def supplement(stored: dict[str, Any], ds: Dataset | Header, tags: Iterable[int]) -> dict[str, Any]:
     """dcm4chee's SUPPLEMENT update policy: the attributes of `ds` (among `tags`) that the
     stored level lacks. An empty result means nothing to update."""
     present = ds.keys()
@@ -269,7 +271,7 @@ def supplement(stored: dict[str, Any], ds: Dataset, tags: Iterable[int]) -> dict
     }
 
 
-def text(ds: Dataset, tag: int) -> str | None:
+def text(ds: Dataset | Header, tag: int) -> str | None:
     """A value as the index column keeps it: the string form, multiple values joined by a
     backslash, None when absent or empty. ASCII values are read from the raw bytes."""
     elem = ds.get_item(tag)

@@ -14,13 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydicom.dataset import Dataset
 from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.db.models import Location
 from core.dicom import attributes as attrs
-from core.dicom.header import parse_header
+from core.dicom.header import Header, parse_header
 from core.dicom.part10 import file_meta
 from core.events import InstanceStored
 from core.services.context import ServiceContext
@@ -67,10 +66,10 @@ class Received:
 
 
 @dataclass
-class Header:
+class Parsed:
     """The parsed header and the four UIDs every step needs."""
 
-    ds: Dataset
+    ds: Header
     sop_iuid: str
     sop_cuid: str
     study_iuid: str
@@ -86,7 +85,7 @@ def _missing(tag: int, keyword: str) -> StoreResult:
     )
 
 
-def _parse(received: Received) -> Header | StoreResult:
+def _parse(received: Received) -> Parsed | StoreResult:
     try:
         file = received.file
         ds = parse_header(
@@ -105,7 +104,7 @@ def _parse(received: Received) -> Header | StoreResult:
         if value is None:
             return _missing(tag, keyword)
         uids[tag] = value
-    header = Header(ds, uids[SOP_IUID], uids[SOP_CUID], uids[STUDY_IUID], uids[SERIES_IUID])
+    header = Parsed(ds, uids[SOP_IUID], uids[SOP_CUID], uids[STUDY_IUID], uids[SERIES_IUID])
     if received.sop_instance_uid and header.sop_iuid != received.sop_instance_uid:
         return StoreResult(
             DATASET_DOES_NOT_MATCH,
@@ -123,7 +122,7 @@ def _parse(received: Received) -> Header | StoreResult:
     return header
 
 
-def _job(received: Received, h: Header, placement: Placement, now: datetime) -> IndexJob:
+def _job(received: Received, h: Parsed, placement: Placement, now: datetime) -> IndexJob:
     ds = h.ds
     return IndexJob(
         sop_iuid=h.sop_iuid,
