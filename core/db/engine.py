@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 _WRITE = "pacs_write"
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, durable_commits: bool) -> Engine:
     path = make_url(url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -32,7 +32,8 @@ def _sqlite_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed row survives power loss, like the fsynced file it points to.
-        cursor.execute("PRAGMA synchronous=FULL")
+        # NORMAL: the same once Database.sync_commits() has returned.
+        cursor.execute(f"PRAGMA synchronous={'FULL' if durable_commits else 'NORMAL'}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
@@ -48,10 +49,10 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for the configured database URL."""
+def make_engine(url: str, durable_commits: bool = True) -> Engine:
+    """An engine for the configured database URL (see Database for `durable_commits`)."""
     if url.startswith("sqlite"):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, durable_commits)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
@@ -92,15 +93,21 @@ class _WriteLock:
 
 
 class Database:
-    """The archive's database: an engine and short-lived sessions for reads and writes."""
+    """The archive's database: an engine and short-lived sessions for reads and writes.
 
-    def __init__(self, url: str) -> None:
+    A commit is durable when it returns, unless `durable_commits` is False: then, on
+    SQLite, commits return once written and `sync_commits()` makes all of them durable
+    at once, so that a single writer can run its next transaction while the last one's
+    log is flushed (the index writer's group commit)."""
+
+    def __init__(self, url: str, *, durable_commits: bool = True) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, durable_commits)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         path = make_url(url).database if self.is_sqlite else None
+        self._wal = f"{path}-wal" if path and path != ":memory:" and not durable_commits else None
         self._write_lock: AbstractContextManager[object] = (
             _WriteLock(f"{path}.lock") if path and path != ":memory:" else threading.Lock()
         )
@@ -127,6 +134,23 @@ class Database:
         exception (for the ingest hot path, which needs no ORM)."""
         with self._locked(), self._write_engine.begin() as conn:
             yield conn
+
+    def sync_commits(self) -> None:
+        """Make every transaction committed so far durable: fdatasync SQLite's write-ahead
+        log (no-op when commits are durable anyway, as on PostgreSQL). Without a log file
+        there is nothing to do: SQLite removes it only after a checkpoint, which syncs
+        the database file (so does the checkpoint before the log is reused). Raises
+        OSError when the flush fails."""
+        if self._wal is None:
+            return
+        try:
+            fd = os.open(self._wal, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
     def _locked(self) -> AbstractContextManager[object]:
         # PostgreSQL has row locks and needs no writer queue.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import queue
 import signal
 import threading
 import time
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.db.engine import Database
-from core.services.indexing import IndexJob, IndexResult, Rejected, apply
+from core.services.indexing import IndexJob, IndexResult, Rejected, apply, undo
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,9 @@ class RemoteIndexer:
             future = self._waiting.pop(job_id, None)
             if future is not None and not future.done():
                 future.set_result(
-                    IndexResult(PROCESSING_FAILURE, "failed", "Index writer unavailable")
+                    IndexResult(
+                        PROCESSING_FAILURE, "failed", "Index writer unavailable", uncertain=True
+                    )
                 )
 
     def submit(self, job: IndexJob) -> Future[IndexResult]:
@@ -189,15 +192,68 @@ class RemoteIndexer:
                 self._conn = None
 
 
+def _sync_failed(db: Database, jobs: list[IndexJob], exc: OSError) -> list[IndexResult]:
+    """The commits of `jobs` may not survive a crash: take their rows back (their files
+    will be removed by the workers, as after any failure) and report the failure."""
+    log.error("cannot make index commits durable: %s", exc)
+    try:
+        with db.write_connection() as conn:
+            for job in jobs:
+                undo(conn, job.storage_id, job.storage_path)
+    except SQLAlchemyError as undo_exc:
+        log.critical("could not take back rows whose commit is not durable: %s", undo_exc)
+    failure = IndexResult(
+        PROCESSING_FAILURE, "failed", f"Database error: commit not durable: {exc}"
+    )
+    return [failure for _ in jobs]
+
+
+Batch = list[tuple[Connection, int, IndexJob]]
+
+
+def _answer(db: Database, done: queue.SimpleQueue[tuple[Batch, list[IndexResult]] | None]) -> None:
+    """Make committed batches durable, several with one flush when they queue up, then
+    send their results. Runs beside the loop that commits the next batches."""
+    stopping = False
+    while not stopping:
+        first = done.get()
+        if first is None:
+            return
+        ready = [first]
+        while True:
+            try:
+                more = done.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                stopping = True
+                break
+            ready.append(more)
+        try:
+            db.sync_commits()
+        except OSError as exc:
+            ready = [
+                (batch, _sync_failed(db, [job for _, _, job in batch], exc)) for batch, _ in ready
+            ]
+        for batch, results in ready:
+            for (conn, job_id, _), result in zip(batch, results, strict=True):
+                with contextlib.suppress(OSError):
+                    conn.send((job_id, result))
+
+
 def run_writer(db_url: str, address: str, authkey: bytes, ready: Any = None) -> None:
     """The index writer process: accept worker connections and apply whatever jobs are
-    waiting on all of them as one batch, until SIGTERM (finishing queued jobs first)."""
+    waiting on all of them as one batch, until SIGTERM (finishing queued jobs first).
+
+    A batch's results are sent once its commit is durable; on SQLite that flush runs on
+    another thread while the next batch is applied (Database.sync_commits), so a store
+    waits for one flush, not for the flush of the batch before it too."""
     logging.getLogger("pacs").info("index writer started")
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     # Ctrl-C reaches every process of the terminal: the writer outlives the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    db = Database(db_url)
+    db = Database(db_url, durable_commits=False)
     # A writer that died left its socket file behind.
     Path(address).unlink(missing_ok=True)
     listener = Listener(address, family="AF_UNIX", authkey=authkey)
@@ -216,6 +272,9 @@ def run_writer(db_url: str, address: str, authkey: bytes, ready: Any = None) -> 
                 clients.append(conn)
 
     threading.Thread(target=accept, name="index-accept", daemon=True).start()
+    done: queue.SimpleQueue[tuple[Batch, list[IndexResult]] | None] = queue.SimpleQueue()
+    answerer = threading.Thread(target=_answer, args=(db, done), name="index-answer")
+    answerer.start()
     if ready is not None:
         ready.set()
     while not (stopping.is_set() and not clients):
@@ -224,7 +283,7 @@ def run_writer(db_url: str, address: str, authkey: bytes, ready: Any = None) -> 
         readable = wait(current, timeout=0.2) if current else []
         if not current:
             stopping.wait(0.2)
-        batch: list[tuple[Connection, int, IndexJob]] = []
+        batch: Batch = []
         for conn in readable:
             try:
                 while conn.poll():
@@ -234,11 +293,9 @@ def run_writer(db_url: str, address: str, authkey: bytes, ready: Any = None) -> 
                 with lock:
                     clients.remove(conn)
                 conn.close()
-        if not batch:
-            continue
-        results = apply_batch(db, [job for _, _, job in batch])
-        for (conn, job_id, _), result in zip(batch, results, strict=True):
-            with contextlib.suppress(OSError):
-                conn.send((job_id, result))
+        if batch:
+            done.put((batch, apply_batch(db, [job for _, _, job in batch])))
+    done.put(None)
+    answerer.join()
     listener.close()
     db.dispose()

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, text, update
 
 from core.db.columns import instance_columns, patient_columns, series_columns, study_columns
+from core.db.direct import DirectStatement
 from core.db.models import Instance, Location, LocationStatus, Patient, Series, Study
 
 SUCCESS = 0x0000
@@ -57,13 +58,16 @@ class IndexJob:
 @dataclass
 class IndexResult:
     """`outcome`: stored, replaced, duplicate, ignored or failed (with status, comment,
-    offending element). `replaced` lists (location pk, path) of the files to delete."""
+    offending element). `replaced` lists (location pk, path) of the files to delete.
+    `uncertain`: failed for want of an answer (the index writer was lost after the job
+    was sent): its row may have been committed."""
 
     status: int
     outcome: str
     comment: str | None = None
     offending: list[int] | None = None
     replaced: list[tuple[int, str]] = field(default_factory=list)
+    uncertain: bool = False
 
 
 class Rejected(Exception):
@@ -121,9 +125,13 @@ SELECT_PATIENTS = select(
 SELECT_PATIENT = select(_patient.c.pk, _patient.c.attrs, _patient.c.merged_into_fk).where(
     _patient.c.pk == bindparam("pk")
 )
-INSERT_INSTANCE = insert(_instance)
-INSERT_LOCATION = insert(_location)
 LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
+# Every stored object runs these: executed on the driver (core.db.direct).
+_LOCK = DirectStatement(LOCK)
+_PREVIOUS = DirectStatement(SELECT_PREVIOUS)
+_SERIES = DirectStatement(SELECT_SERIES)
+_INSERT_INSTANCE = DirectStatement(insert(_instance).returning(_instance.c.pk))
+_INSERT_LOCATION = DirectStatement(insert(_location))
 
 
 def _dumps(attrs: dict[str, Any]) -> str:
@@ -136,9 +144,9 @@ def apply(conn: Connection, job: IndexJob) -> IndexResult:
     if conn.dialect.name == "postgresql":
         # Serialise stores of one patient and study (SQLite has a single writer anyway).
         if job.patient_id:
-            conn.execute(LOCK, {"k": "P" + job.patient_id})
-        conn.execute(LOCK, {"k": "S" + job.study_iuid})
-    previous = conn.execute(SELECT_PREVIOUS, {"uid": job.sop_iuid}).first()
+            _LOCK.execute(conn, {"k": "P" + job.patient_id})
+        _LOCK.execute(conn, {"k": "S" + job.study_iuid})
+    previous = _PREVIOUS.first(conn, {"uid": job.sop_iuid})
     replaced: list[tuple[int, str]] = []
     if previous is not None:
         if (previous.source_aet or "") != (job.source_aet or ""):
@@ -166,10 +174,10 @@ def apply(conn: Connection, job: IndexJob) -> IndexResult:
         "updated": job.received,
     }
     if previous is None:
-        instance_pk = conn.execute(
-            INSERT_INSTANCE,
+        instance_pk = _INSERT_INSTANCE.first(
+            conn,
             {"series_fk": series_pk, "sop_iuid": job.sop_iuid, "created": job.received, **values},
-        ).inserted_primary_key[0]
+        ).pk
     else:
         instance_pk = previous.pk
         conn.execute(update(_instance).where(_instance.c.pk == instance_pk).values(**values))
@@ -178,8 +186,8 @@ def apply(conn: Connection, job: IndexJob) -> IndexResult:
             .where(_location.c.pk.in_([pk for pk, _ in replaced]))
             .values(status=LocationStatus.TO_DELETE)
         )
-    conn.execute(
-        INSERT_LOCATION,
+    _INSERT_LOCATION.execute(
+        conn,
         {
             "instance_fk": instance_pk,
             "storage_id": job.storage_id,
@@ -195,7 +203,7 @@ def apply(conn: Connection, job: IndexJob) -> IndexResult:
 
 
 def _series_pk(conn: Connection, job: IndexJob) -> int:
-    row = conn.execute(SELECT_SERIES, {"uid": job.series_iuid}).first()
+    row = _SERIES.first(conn, {"uid": job.series_iuid})
     if row is not None:
         if row.study_iuid != job.study_iuid:
             raise Rejected(

@@ -155,11 +155,19 @@ def _index_while_durable(
         placement.make_durable()
     except StorageError:
         indexed = pending.result()
-        if indexed.outcome in ("stored", "replaced"):
-            with services.db.write() as session:
-                undo(session.connection(), placement.storage.id, placement.rel_path)
+        if indexed.outcome in ("stored", "replaced") or indexed.uncertain:
+            _take_back(services, placement)
         raise
-    return pending.result()
+    indexed = pending.result()
+    if indexed.uncertain:
+        # The object fails and its file goes: its row, if it was committed, goes too.
+        _take_back(services, placement)
+    return indexed
+
+
+def _take_back(services: ServiceContext, placement: Placement) -> None:
+    with services.db.write() as session:
+        undo(session.connection(), placement.storage.id, placement.rel_path)
 
 
 def ingest(services: ServiceContext, received: Received) -> StoreResult:

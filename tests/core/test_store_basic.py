@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from datetime import datetime
 
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 from sqlalchemy import select
 
 from core.archive import Archive
-from core.db.models import Instance, Location, Series, Study
+from core.db.models import Instance, Location, LocationStatus, Series, Study
 from tests import dicomgen
 from tests.conftest import archive_port, nodelay
 
@@ -50,3 +52,28 @@ def test_store_indexes_and_keeps_file(archive: Archive) -> None:
         assert hashlib.md5(data).hexdigest() == row.digest
         assert study_uid not in row.storage_path
     assert list(services.storage.tmp.iterdir()) == []
+
+
+def test_rows_written_on_the_driver_read_back_through_the_orm(archive: Archive) -> None:
+    """The index writer runs its inserts on the driver (core.db.direct): the values,
+    datetimes included, are what SQLAlchemy reads back."""
+    before = datetime.now()
+    ds = dicomgen.ct("1.2.826.0.1.3680043.8.498.11", "1.2.826.0.1.3680043.8.498.12")
+    ds.InstanceNumber = 7
+    assert _store(archive_port(archive), [ds]) == [0]
+    services = archive.services
+    assert services is not None
+    with services.db.read() as session:
+        instance = session.scalars(select(Instance)).one()
+        location = session.scalars(select(Location)).one()
+    assert instance.sop_iuid == ds.SOPInstanceUID
+    assert instance.sop_cuid == CTImageStorage
+    assert instance.instance_number == 7
+    assert instance.source_aet == "ACME1"
+    assert json.loads(instance.attrs)["00200013"] == {"vr": "IS", "Value": [7]}
+    assert isinstance(instance.created, datetime)
+    assert instance.created == instance.updated == location.created
+    assert before <= instance.created <= datetime.now()
+    assert location.instance_fk == instance.pk
+    assert location.status == LocationStatus.OK
+    assert location.size == services.storage.path(location.storage_path).stat().st_size

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy import create_engine, func, select
 from core.db.models import Instance
 from tests import dicomgen
 from tests.conftest import Served, free_port, make_config_text, nodelay
+from tests.core.test_storage import assert_files_match_index
 
 TWO_WORKERS = "[network]\nprocesses = 2\n"
 
@@ -146,6 +148,47 @@ def test_the_index_writer_comes_back_after_a_crash(
     engine.dispose()
     status, _ = served.stop()
     assert status == 0
+
+
+def test_stores_in_flight_when_the_index_writer_dies_leave_files_and_rows_agreeing(
+    serve: Callable[..., Served], tmp_path: Path, db_url: str
+) -> None:
+    """kill -9 of the index writer during a burst of stores on two associations: each
+    store either succeeds with its row and file, or fails leaving neither (a row the
+    writer committed without answering is taken back with the file)."""
+    port = free_port()
+    served = serve(make_config_text(tmp_path, db_url, port, TWO_WORKERS), port)
+    outcomes: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def burst() -> None:
+        assoc = echo_assoc(port)
+        try:
+            for _ in range(60):
+                ds = dicomgen.ct()
+                status = assoc.send_c_store(ds).Status
+                with lock:
+                    outcomes.append((ds.SOPInstanceUID, status))
+        finally:
+            assoc.release()
+
+    senders = [threading.Thread(target=burst) for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    wait_for(lambda: len(outcomes) >= 20)
+    writer = next(p for p in workers_of(served) if socket_inodes(p) and not _listens(p, port))
+    os.kill(writer, signal.SIGKILL)
+    for sender in senders:
+        sender.join()
+    status, _ = served.stop()
+    assert status == 0
+    assert len(outcomes) == 120
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        stored = set(conn.execute(select(Instance.sop_iuid)).scalars())
+    engine.dispose()
+    assert stored == {uid for uid, status in outcomes if status == 0}
+    assert_files_match_index(db_url, tmp_path / "fs1")
 
 
 def _listens(pid: int, port: int) -> bool:
