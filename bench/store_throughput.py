@@ -2,7 +2,7 @@
 `pacs-console serve`, DCMTK's storescp writing to a folder (the raw limit of this machine)
 and, when installed, Orthanc — in one run, side by side, as ratios.
 
-    python bench/store_throughput.py [--small N] [--large N] [--postgres URL]
+    python bench/store_throughput.py [--small N] [--large N] [--postgres URL] [--repeat N]
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 
 from common import (
     OUT,
@@ -33,30 +34,46 @@ def datasets(small: int, large: int) -> dict[str, list[Path]]:
     }
 
 
+Figures = dict[str, tuple[float, float]]
+
+
 def run(
-    peers: dict[str, Callable[[Path], Peer]], data: dict[str, list[Path]]
-) -> list[tuple[str, int, dict[str, tuple[float, float]]]]:
-    """For every data set and association count, a fresh start of every peer."""
+    peers: dict[str, Callable[[Path], Peer]], data: dict[str, list[Path]], repeat: int = 3
+) -> list[tuple[str, int, Figures, list[float]]]:
+    """For every data set and association count, `repeat` rounds of a fresh start of every
+    peer in turn: the figures are each peer's median, and pacs-console's ratio to the first
+    peer (storescp) is also kept per round, since this machine's speed drifts between
+    runs and a round measures both within seconds."""
     rows = []
     for label, paths in data.items():
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
         for assocs in (1, 4):
             dirs = split(paths, assocs, OUT / "split")
-            figures: dict[str, tuple[float, float]] = {}
-            for name, start in peers.items():
-                peer = start(OUT / "work" / name)
-                try:
-                    seconds = storescu(peer.port, peer.called, dirs)
-                finally:
-                    peer.stop()
-                figures[name] = (len(paths) / seconds, megabytes / seconds)
-                print(f"  {label}, {assocs} assoc, {name}: {len(paths) / seconds:7.0f} inst/s")
-            rows.append((label, assocs, figures))
+            seconds: dict[str, list[float]] = {name: [] for name in peers}
+            for _ in range(repeat):
+                for name, start in peers.items():
+                    peer = start(OUT / "work" / name)
+                    try:
+                        seconds[name].append(storescu(peer.port, peer.called, dirs))
+                    finally:
+                        peer.stop()
+                    rate = len(paths) / seconds[name][-1]
+                    print(f"  {label}, {assocs} assoc, {name}: {rate:7.0f} inst/s")
+            reference = next(iter(peers))
+            ratios = [
+                ref / ours
+                for ref, ours in zip(seconds[reference], seconds["pacs-console"], strict=True)
+            ]
+            figures = {
+                name: (len(paths) / median(s), megabytes / median(s)) for name, s in seconds.items()
+            }
+            rows.append((label, assocs, figures, ratios))
     return rows
 
 
-def report(rows: list[tuple[str, int, dict[str, tuple[float, float]]]]) -> None:
-    """Print the table: instances/s, MB/s and pacs-console's ratio to each reference."""
+def report(rows: list[tuple[str, int, Figures, list[float]]]) -> None:
+    """Print the table: median instances/s and MB/s, pacs-console's ratio to each reference
+    (of the medians), and the range of its per-round ratio to storescp."""
     names = list(rows[0][2])
     print()
     head = f"{'data set':24} {'assoc':>5}"
@@ -64,14 +81,18 @@ def report(rows: list[tuple[str, int, dict[str, tuple[float, float]]]]) -> None:
         head += f" | {name + ' inst/s':>20} {'MB/s':>7}"
     head += " | ratios (pacs-console / reference)"
     print(head)
-    for label, assocs, figures in rows:
+    for label, assocs, figures, ratios in rows:
         line = f"{label:24} {assocs:>5}"
         for name in names:
             inst, mb = figures[name]
             line += f" | {inst:>20.0f} {mb:>7.1f}"
         ours = figures["pacs-console"][0]
-        ratios = ", ".join(f"{ours / figures[n][0]:.2f}x {n}" for n in names if n != "pacs-console")
-        print(line + " | " + ratios)
+        line += " | " + ", ".join(
+            f"{ours / figures[n][0]:.2f}x {n}" for n in names if n != "pacs-console"
+        )
+        if len(ratios) > 1:
+            line += f" (rounds vs {names[0]}: {min(ratios):.2f}-{max(ratios):.2f}x)"
+        print(line)
 
 
 def peers(postgres: str | None = None) -> dict[str, Callable[[Path], Peer]]:
@@ -92,9 +113,10 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=200)
     parser.add_argument("--postgres", metavar="URL", help="also measure on this PostgreSQL")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per figure (median)")
     args = parser.parse_args()
     print("C-STORE throughput (DCMTK storescu, TCP_NODELAY=1)")
-    report(run(peers(args.postgres), datasets(args.small, args.large)))
+    report(run(peers(args.postgres), datasets(args.small, args.large), args.repeat))
 
 
 if __name__ == "__main__":
