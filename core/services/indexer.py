@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import queue
 import signal
 import threading
@@ -259,6 +260,9 @@ def run_writer(db_url: str, address: str, authkey: bytes, ready: Any = None) -> 
     listener = Listener(address, family="AF_UNIX", authkey=authkey)
     clients: list[Connection] = []
     lock = threading.Lock()
+    # A new connection wakes the loop below at once: its first job must not wait for
+    # the loop's timeout (it did, 200 ms, for the first store of every worker).
+    wake_read, wake_write = os.pipe()
 
     def accept() -> None:
         while True:
@@ -270,6 +274,8 @@ def run_writer(db_url: str, address: str, authkey: bytes, ready: Any = None) -> 
                 continue
             with lock:
                 clients.append(conn)
+            with contextlib.suppress(OSError):  # closed: the writer is stopping
+                os.write(wake_write, b"\0")
 
     threading.Thread(target=accept, name="index-accept", daemon=True).start()
     done: queue.SimpleQueue[tuple[Batch, list[IndexResult]] | None] = queue.SimpleQueue()
@@ -280,11 +286,12 @@ def run_writer(db_url: str, address: str, authkey: bytes, ready: Any = None) -> 
     while not (stopping.is_set() and not clients):
         with lock:
             current = list(clients)
-        readable = wait(current, timeout=0.2) if current else []
-        if not current:
-            stopping.wait(0.2)
         batch: Batch = []
-        for conn in readable:
+        for conn in wait([*current, wake_read], timeout=0.2):
+            if conn == wake_read:
+                os.read(wake_read, 4096)
+                continue
+            assert isinstance(conn, Connection)
             try:
                 while conn.poll():
                     job_id, job = conn.recv()
@@ -298,4 +305,6 @@ def run_writer(db_url: str, address: str, authkey: bytes, ready: Any = None) -> 
     done.put(None)
     answerer.join()
     listener.close()
+    os.close(wake_read)
+    os.close(wake_write)
     db.dispose()
