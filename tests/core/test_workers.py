@@ -215,8 +215,12 @@ def test_max_associations_counts_over_all_workers(
     ae = AE(ae_title="ACME1")
     ae.add_requested_context(Verification)
     third = ae.associate("127.0.0.1", port, ae_title="DCM4CHEE")
-    assert third.is_rejected
+    # pynetdicom sometimes reports a rejection followed at once by the close as an abort
+    # (seen under load): the archive's log says which it was.
+    assert not third.is_established
     for assoc in held:
         assert assoc.send_c_echo().Status == 0
         assoc.release()
-    served.stop()
+    status, log = served.stop()
+    assert status == 0
+    assert "association rejected: maximum of 2 associations reached" in log
