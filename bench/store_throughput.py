@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", help="also measure on this PostgreSQL")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per figure (median)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1 (got {args.repeat})")
     print("C-STORE throughput (DCMTK storescu, TCP_NODELAY=1)")
     report(run(peers(args.postgres), datasets(args.small, args.large), args.repeat))
 
