@@ -7,29 +7,20 @@ objects over 4 associations). The SQL is still SQLAlchemy's, compiled once per d
 and set of columns; only the execution is direct, inside the transaction of the
 Connection it is given.
 
-Parameter values must be what the drivers take unchanged (str, int, float, None) or
-datetimes, which are stored in SQLite as SQLAlchemy stores them.
+Parameter values go through SQLAlchemy's bind processors of their column types, so they
+are stored as SQLAlchemy stores them (SQLite's datetimes as text).
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import Compiled
-
-
-def _sqlite_datetime(value: datetime) -> str:
-    # SQLAlchemy's SQLite DateTime storage format, which its reads parse.
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-    )
 
 
 class _Prepared:
@@ -42,15 +33,21 @@ class _Prepared:
         self.literals = {
             name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
         }
-        self.sqlite = compiled.dialect.name == "sqlite"
+        # SQLAlchemy's own conversions of the column types (SQLite's datetimes as text).
+        dialect = compiled.dialect
+        self.processors = {
+            name: process
+            for name, bind in compiled.binds.items()
+            if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
         self.row = namedtuple("Row", columns) if columns else None  # type: ignore[misc]
 
     def parameters(self, values: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
         if self.literals:
             values = {**self.literals, **values}
-        if self.sqlite:
+        if self.processors:
             values = {
-                k: _sqlite_datetime(v) if isinstance(v, datetime) else v for k, v in values.items()
+                k: self.processors[k](v) if k in self.processors else v for k, v in values.items()
             }
         if self.positional is not None:
             return [values[name] for name in self.positional]

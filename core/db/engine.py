@@ -107,9 +107,10 @@ class Database:
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         path = make_url(url).database if self.is_sqlite else None
-        self._wal = f"{path}-wal" if path and path != ":memory:" and not durable_commits else None
+        file = path if path and path != ":memory:" else None
+        self._wal = f"{file}-wal" if file and not durable_commits else None
         self._write_lock: AbstractContextManager[object] = (
-            _WriteLock(f"{path}.lock") if path and path != ":memory:" else threading.Lock()
+            _WriteLock(f"{file}.lock") if file else threading.Lock()
         )
 
     @property
