@@ -172,6 +172,11 @@ def _take_back(services: ServiceContext, placement: Placement) -> None:
 
 def ingest(services: ServiceContext, received: Received) -> StoreResult:
     """Index and keep a received object, or discard it with the reason. Never raises."""
+    try:
+        received.file.finish()
+    except StorageError as exc:
+        received.file.discard()
+        return StoreResult(OUT_OF_RESOURCES, "failed", str(exc))
     parsed = _parse(received)
     if isinstance(parsed, StoreResult):
         received.file.discard()

@@ -10,9 +10,12 @@ entry, so no file outlives a missing row and no row points to a missing or damag
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
+import mmap
 import os
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,34 +69,154 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# Objects of at least DIRECT_FROM bytes are written past the page cache (O_DIRECT), in
+# blocks of ALIGN bytes from page-aligned buffers: the file is fsynced before Success
+# anyway, and copying into the page cache and writing it back cost several times more
+# CPU (a 512 KB object with fsync: 1.5 ms buffered, 0.23 ms direct, on the 2-core CI
+# machine). A buffer per object being received, kept for reuse: 1 MiB per association.
+ALIGN = 4096
+DIRECT_FROM = 1 << 17
+STAGE_BYTES = 1 << 20
+
+
+class _Stages:
+    """Reusable page-aligned buffers (anonymous mmaps) that received bytes wait in until
+    they are written; one per object being received."""
+
+    def __init__(self) -> None:
+        self._free: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> mmap.mmap:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return mmap.mmap(-1, STAGE_BYTES)
+
+    def give(self, stage: mmap.mmap) -> None:
+        with self._lock:
+            self._free.append(stage)
+
+
+_STAGES = _Stages()
+
+
+class DirectIO:
+    """Whether the storage's filesystem takes O_DIRECT writes; False once it refused."""
+
+    def __init__(self) -> None:
+        self.supported = True
+
+
 class IncomingFile:
     """A file being received: written in pieces and digested as it goes. Its first
     `HEAD_BYTES` are also kept in memory, so that indexing can parse small objects
-    without reading the file back."""
+    without reading the file back. Bytes may wait in a buffer until `finish()`."""
 
     HEAD_BYTES = 1 << 16
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, direct_io: DirectIO | None = None) -> None:
         self.path = path
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
         self.head = bytearray()
+        self._direct_io = direct_io or DirectIO()
+        self._direct = False
+        self._stage: mmap.mmap | None = None
+        self._staged = 0
+        self._written = 0
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append bytes to the file."""
         assert self._fd is not None
         view = memoryview(data)
         self._md5.update(view)
         if len(self.head) < self.HEAD_BYTES:
             self.head += view[: self.HEAD_BYTES - len(self.head)]
+        self.size += len(view)
+        if self._stage is None:
+            self._stage = _STAGES.take()
         try:
             while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-                self.size += written
+                n = min(STAGE_BYTES - self._staged, len(view))
+                self._stage[self._staged : self._staged + n] = view[:n]
+                self._staged += n
+                view = view[n:]
+                if self._staged == STAGE_BYTES:
+                    self._drain(final=False)
         except OSError as exc:
             raise StorageError(_describe(exc)) from exc
+
+    def finish(self) -> None:
+        """Write the bytes still waiting in the buffer: the file then holds everything
+        written so far (as fsynced by `sync()`, which finishes first)."""
+        if self._stage is None:
+            return
+        try:
+            self._drain(final=True)
+        except OSError as exc:
+            raise StorageError(_describe(exc)) from exc
+        finally:
+            _STAGES.give(self._stage)
+            self._stage = None
+
+    def _drain(self, *, final: bool) -> None:
+        """Write the staged bytes: whole blocks directly when the object is large enough
+        and the filesystem allows it; the remainder stays staged, or when `final` is
+        written through the page cache."""
+        assert self._fd is not None and self._stage is not None
+        if (
+            self.size >= DIRECT_FROM
+            and not self._direct
+            and self._direct_io.supported
+            and self._written % ALIGN == 0
+        ):
+            self._set_direct(True)
+        end = self._staged - self._staged % ALIGN if self._direct else self._staged
+        self._put(end)
+        if final and self._staged:
+            self._set_direct(False)
+            self._put(self._staged)
+
+    def _put(self, end: int) -> None:
+        """Write staged bytes [0, end) and move what follows to the start of the buffer."""
+        assert self._fd is not None and self._stage is not None
+        view = memoryview(self._stage)[:end]
+        done = 0
+        while done < end:
+            try:
+                n = os.write(self._fd, view[done:])
+                done += n
+                self._written += n
+            except OSError as exc:
+                if exc.errno != errno.EINVAL or not self._direct:
+                    raise
+                # O_DIRECT was accepted but this write was not (alignment stricter than
+                # ALIGN): go on through the page cache.
+                self._direct_io.supported = False
+                self._set_direct(False)
+        view.release()
+        rest = self._staged - end
+        if rest:
+            self._stage[:rest] = self._stage[end : self._staged]
+        self._staged = rest
+
+    def _set_direct(self, on: bool) -> None:
+        assert self._fd is not None
+        if on == self._direct:
+            return
+        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+        if on:
+            try:
+                fcntl.fcntl(self._fd, fcntl.F_SETFL, flags | os.O_DIRECT)
+            except OSError:
+                # The filesystem has no O_DIRECT (tmpfs on older kernels, some network ones).
+                self._direct_io.supported = False
+                return
+        else:
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+        self._direct = on
 
     @property
     def whole_in_memory(self) -> bool:
@@ -109,9 +232,11 @@ class IncomingFile:
         return self._fd is None
 
     def sync(self) -> None:
-        """fsync and close the file (a failed fsync cannot be retried: it closes too)."""
+        """Finish, fsync and close the file (a failed fsync cannot be retried: it closes
+        too)."""
         assert self._fd is not None
         try:
+            self.finish()
             os.fsync(self._fd)
         except OSError as exc:
             raise StorageError(_describe(exc)) from exc
@@ -121,6 +246,9 @@ class IncomingFile:
 
     def discard(self) -> None:
         """Close (if open) and delete the file; never raises."""
+        if self._stage is not None:
+            _STAGES.give(self._stage)
+            self._stage = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -173,6 +301,7 @@ class FileStorage:
         self.id = storage_id
         self.root = Path(root)
         self.tmp = self.root / TMP
+        self.direct_io = DirectIO()
 
     def open(self) -> None:
         """Create the folders if needed and check that they are writable."""
@@ -188,7 +317,7 @@ class FileStorage:
     def incoming(self) -> IncomingFile:
         """A new temporary file for an object being received."""
         try:
-            return IncomingFile(self.tmp / f"{uuid.uuid4().hex}{PART}")
+            return IncomingFile(self.tmp / f"{uuid.uuid4().hex}{PART}", self.direct_io)
         except OSError as exc:
             raise StorageError(_describe(exc)) from exc
 

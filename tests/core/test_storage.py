@@ -8,6 +8,8 @@ test: files and rows agree."""
 from __future__ import annotations
 
 import hashlib
+import itertools
+import random
 import re
 import resource
 import signal
@@ -31,7 +33,16 @@ from core.db.models import Instance, Location, LocationStatus, Patient, Series, 
 from core.services.context import ServiceContext
 from core.services.recovery import recover
 from core.services.status import RUN
-from core.storage.filesystem import TMP, IncomingFile, Placement, layout, uid_hash
+from core.storage.filesystem import (
+    ALIGN,
+    DIRECT_FROM,
+    STAGE_BYTES,
+    TMP,
+    IncomingFile,
+    Placement,
+    layout,
+    uid_hash,
+)
 from tests import dicomgen
 from tests.conftest import archive_port, free_port, make_config_text, nodelay
 
@@ -119,6 +130,58 @@ def test_stored_instance_path_follows_the_layout(archive: Archive) -> None:
         location.created, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
     )
     assert_files_match_index(archive.config.database.url, archive.config.storage.path)
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def _resident_bytes(path: Path) -> int:
+    """Bytes of `path` in the page cache (util-linux fincore)."""
+    out = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_large_object_in_pieces_is_kept_byte_for_byte(opened: ServiceContext, direct: bool) -> None:
+    """An object larger than the write buffer, arriving in pieces of odd sizes (one of
+    them larger than the buffer), is kept exactly, with its size and MD5: written past the
+    page cache but for its last partial block where the filesystem allows it, through the
+    page cache where it does not."""
+    content = random.Random(7).randbytes(2 * STAGE_BYTES + 12345)
+    opened.storage.direct_io.supported = direct
+    file = opened.storage.incoming()
+    cuts = [0, 1, 4096, 70001, 70001 + STAGE_BYTES + 3, len(content)]
+    for start, end in itertools.pairwise(cuts):
+        file.write(memoryview(content)[start:end])
+    file.sync()
+    assert file.size == len(content)
+    assert file.digest() == hashlib.md5(content).hexdigest()
+    resident = _resident_bytes(file.path)
+    if direct:
+        assert resident <= 2 * ALIGN
+    else:
+        assert resident > len(content) // 2
+    assert opened.storage.direct_io.supported is direct
+    assert file.path.read_bytes() == content
+    file.discard()
+
+
+def test_small_object_is_written_once_through_the_page_cache(opened: ServiceContext) -> None:
+    """Below the size for direct writes the object stays in the buffer until it is
+    finished, then goes to the file (through the page cache) in one write."""
+    content = b"x" * (DIRECT_FROM - 1)
+    file = opened.storage.incoming()
+    file.write(content[:100])
+    file.write(content[100:])
+    assert file.path.stat().st_size == 0
+    file.finish()
+    assert file.path.read_bytes() == content
+    file.discard()
 
 
 # -- crash safety ------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import hashlib
 import json
 from datetime import datetime
 
+import pytest
+from pydicom import dcmread
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 from sqlalchemy import select
@@ -26,10 +28,15 @@ def _store(port: int, datasets, calling: str = "ACME1") -> list[int]:
     return statuses
 
 
-def test_store_indexes_and_keeps_file(archive: Archive) -> None:
+@pytest.mark.parametrize("size", [16, 512, 1100])
+def test_store_indexes_and_keeps_file(archive: Archive, size: int) -> None:
+    """Small objects, and large ones (512 KB; 2.4 MB, more than the write buffer) that
+    are written past the page cache: indexed, kept with their size and MD5, pixel data
+    byte for byte."""
     study_uid = "1.2.826.0.1.3680043.8.498.1"
     datasets = [
-        dicomgen.ct(study_uid, "1.2.826.0.1.3680043.8.498.2", InstanceNumber=i) for i in range(3)
+        dicomgen.ct(study_uid, "1.2.826.0.1.3680043.8.498.2", size=size, InstanceNumber=i, seed=i)
+        for i in range(3)
     ]
     assert _store(archive_port(archive), datasets) == [0, 0, 0]
     services = archive.services
@@ -45,12 +52,14 @@ def test_store_indexes_and_keeps_file(archive: Archive) -> None:
             )
         ).all()
     assert sorted(r.sop_iuid for r in rows) == sorted(ds.SOPInstanceUID for ds in datasets)
+    sent = {ds.SOPInstanceUID: ds for ds in datasets}
     for row in rows:
         path = services.storage.path(row.storage_path)
         data = path.read_bytes()
         assert len(data) == row.size
         assert hashlib.md5(data).hexdigest() == row.digest
         assert study_uid not in row.storage_path
+        assert dcmread(path).PixelData == sent[row.sop_iuid].PixelData
     assert list(services.storage.tmp.iterdir()) == []
 
 

@@ -38,8 +38,13 @@ def children(pid: int) -> list[int]:
 
 
 def name_of(pid: int) -> str:
-    """The command line of a process."""
-    return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    """The command line of a process ("" once it has gone: a replaced worker may exit
+    between the listing of children and this read)."""
+    try:
+        raw = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except FileNotFoundError:
+        return ""
+    return raw.replace(b"\0", b" ").decode()
 
 
 def socket_inodes(pid: int) -> set[str]:

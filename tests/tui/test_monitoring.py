@@ -28,7 +28,9 @@ from tui.widgets.prompt import Prompt
 pytestmark = pytest.mark.dcmtk
 
 FILES = 300
-REPEAT = 3  # storescu sends each file 3 times: an association open for several seconds
+# storescu sends each file 8 times: an association open for several seconds (at 3 it
+# could end, at 500 stores/s, between two checks of its row).
+REPEAT = 8
 # Keys typed while the in-process archive stores take effect within this (generous: two
 # slow cores shared with other test runs).
 KEYS_SECONDS = 3.0
