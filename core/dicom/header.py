@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import KeysView
+from collections.abc import Callable, KeysView
 from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
@@ -127,12 +127,15 @@ def _parse(source: BinaryIO, transfer_syntax: str, reached: list[int] | None = N
     return Header(elements, implicit, little_endian)
 
 
-def parse_header(head: bytes | bytearray, path: Path | None, transfer_syntax: str) -> Header:
+def parse_header(
+    head: bytes | bytearray, whole: Callable[[], Path] | None, transfer_syntax: str
+) -> Header:
     """The data set of a Part 10 file up to Pixel Data. `head` is the whole file, or its
-    beginning when `path` is given to read the rest from. Raises MalformedDataSet (or
-    pydicom's errors) when the bytes are no data set."""
+    beginning when `whole` is given: it is called for the path of the whole file only if
+    the header goes on past `head`. Raises MalformedDataSet (or pydicom's errors) when the
+    bytes are no data set."""
     offset = dataset_offset(bytes(head[:_META_PROBE]))
-    if path is None:
+    if whole is None:
         return _parse(BytesIO(memoryview(head)[offset:]), transfer_syntax)
     if transfer_syntax != DEFLATED_EXPLICIT_VR_LE:
         # Most headers end well within `head`: the file is read only when the header goes
@@ -142,6 +145,6 @@ def parse_header(head: bytes | bytearray, path: Path | None, transfer_syntax: st
             header = _parse(BytesIO(memoryview(head)[offset:]), transfer_syntax, reached)
             if reached:
                 return header
-    with path.open("rb") as file:
+    with whole().open("rb") as file:
         file.seek(offset)
         return _parse(file, transfer_syntax)

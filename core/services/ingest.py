@@ -1,7 +1,8 @@
 """The one ingest path (C-STORE, console upload, STOW): index a received Part 10 file.
 
-The file has been written by the caller. Here its header is parsed, it is placed at its
-final path and made durable, and its index job (core.services.indexing: dcm4chee's rules
+The file has been written by the caller (its last bytes may still wait in its buffer:
+see core.storage.filesystem). Here its header is parsed, it is placed at its final path
+and made durable, and its index job (core.services.indexing: dcm4chee's rules
 for duplicates, supplements and conflicts) is applied by the archive's indexer, in a
 transaction shared with concurrent stores. Success is only returned once the file is
 fsynced at its final path and the row is committed.
@@ -89,8 +90,10 @@ def _parse(received: Received) -> Parsed | StoreResult:
     try:
         file = received.file
         ds = parse_header(
-            file.head, None if file.whole_in_memory else file.path, received.transfer_syntax
+            file.head, None if file.whole_in_memory else file.complete, received.transfer_syntax
         )
+    except StorageError as exc:
+        return StoreResult(OUT_OF_RESOURCES, "failed", str(exc))
     except Exception as exc:
         return StoreResult(CANNOT_UNDERSTAND, "failed", f"Cannot parse data set: {exc}"[:64])
     uids = {}
@@ -147,9 +150,9 @@ def _job(received: Received, h: Parsed, placement: Placement, now: datetime) -> 
 def _index_while_durable(
     services: ServiceContext, placement: Placement, job: IndexJob
 ) -> IndexResult:
-    """Commit the row while the file is fsynced: the two waits overlap. Success needs
-    both; a crash in between leaves the journal entry, and recovery then keeps the row
-    only if the file is whole (core.services.recovery)."""
+    """Commit the row while the file's data is written and fsynced: the waits overlap.
+    Success needs both; a crash in between leaves the journal entry, and recovery then
+    keeps the row only if the file is whole (core.services.recovery)."""
     pending = services.indexer.submit(job)
     try:
         placement.make_durable()
@@ -172,11 +175,6 @@ def _take_back(services: ServiceContext, placement: Placement) -> None:
 
 def ingest(services: ServiceContext, received: Received) -> StoreResult:
     """Index and keep a received object, or discard it with the reason. Never raises."""
-    try:
-        received.file.finish()
-    except StorageError as exc:
-        received.file.discard()
-        return StoreResult(OUT_OF_RESOURCES, "failed", str(exc))
     parsed = _parse(received)
     if isinstance(parsed, StoreResult):
         received.file.discard()

@@ -161,6 +161,11 @@ class IncomingFile:
             _STAGES.give(self._stage)
             self._stage = None
 
+    def complete(self) -> Path:
+        """The file's path, once it holds every byte written so far (see `finish`)."""
+        self.finish()
+        return self.path
+
     def _drain(self, *, final: bool) -> None:
         """Write the staged bytes: whole blocks directly when the object is large enough
         and the filesystem allows it; the remainder stays staged, or when `final` is
