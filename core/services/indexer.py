@@ -16,6 +16,7 @@ import queue
 import signal
 import threading
 import time
+import weakref
 from concurrent.futures import Future
 from multiprocessing.connection import Client, Connection, Listener, wait
 from pathlib import Path
@@ -32,11 +33,18 @@ PROCESSING_FAILURE = 0x0110
 CONNECT_TIMEOUT = 15.0
 
 
+class PendingResult(Protocol):
+    """The result of a submitted job, once it is there."""
+
+    def result(self) -> IndexResult: ...
+
+
 class Indexer(Protocol):
     """Applies index jobs."""
 
-    def submit(self, job: IndexJob) -> Future[IndexResult]:
-        """Queue a job; the future gives its result (never an exception)."""
+    def submit(self, job: IndexJob) -> PendingResult:
+        """Queue a job; `result()` of what is returned waits for its result (never an
+        exception). A thread reads the result of one job before it submits the next."""
         ...
 
     def close(self) -> None: ...
@@ -117,26 +125,43 @@ class LocalIndexer:
         self._thread.join()
 
 
+class _Answered:
+    def __init__(self, result: IndexResult) -> None:
+        self._result = result
+
+    def result(self) -> IndexResult:
+        return self._result
+
+
+class _Awaited:
+    def __init__(self, indexer: RemoteIndexer, conn: Connection, job_id: int) -> None:
+        self._indexer = indexer
+        self._conn = conn
+        self._job_id = job_id
+
+    def result(self) -> IndexResult:
+        return self._indexer._receive(self._conn, self._job_id)
+
+
 class RemoteIndexer:
-    """Sends jobs to the index writer process over one connection shared by this
-    process's threads; a reader thread hands each result to the thread waiting for it."""
+    """Sends jobs to the index writer process, each thread on a connection of its own
+    that it then reads its result from: no thread in between to hand results over (that
+    hand-over cost a wake-up per store on a busy machine)."""
 
     def __init__(self, address: str, authkey: bytes) -> None:
         self.address = address
         self.authkey = authkey
-        self._conn: Connection | None = None
-        self._send_lock = threading.Lock()
-        self._waiting: dict[int, Future[IndexResult]] = {}
+        self._local = threading.local()
+        # To close them all; a thread's connection closes when the thread ends.
+        self._open: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._ids = itertools.count(1)
 
     def _connection(self) -> Connection:
-        with self._send_lock:
-            if self._conn is None:
-                self._conn = self._connect()
-                threading.Thread(
-                    target=self._read, args=(self._conn,), name="index-results", daemon=True
-                ).start()
-            return self._conn
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = self._connect()
+            self._open.add(conn)
+        return conn
 
     def _connect(self) -> Connection:
         # The writer may be restarting after a crash: wait for it a little.
@@ -149,48 +174,47 @@ class RemoteIndexer:
                     raise
                 time.sleep(0.1)
 
-    def _read(self, conn: Connection) -> None:
-        try:
-            while True:
-                job_id, result = conn.recv()
-                future = self._waiting.pop(job_id, None)
-                if future is not None:
-                    future.set_result(result)
-        except (EOFError, OSError):
-            pass
-        with self._send_lock:
-            if self._conn is conn:
-                self._conn = None
-        # Jobs sent on a broken connection will not be answered.
-        for job_id in list(self._waiting):
-            future = self._waiting.pop(job_id, None)
-            if future is not None and not future.done():
-                future.set_result(
-                    IndexResult(
-                        PROCESSING_FAILURE, "failed", "Index writer unavailable", uncertain=True
-                    )
-                )
+    def _drop(self, conn: Connection) -> None:
+        with contextlib.suppress(OSError):
+            conn.close()
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
 
-    def submit(self, job: IndexJob) -> Future[IndexResult]:
+    def submit(self, job: IndexJob) -> PendingResult:
         job_id = next(self._ids)
-        future: Future[IndexResult] = Future()
-        self._waiting[job_id] = future
         try:
             conn = self._connection()
-            with self._send_lock:
-                conn.send((job_id, job))
         except (OSError, EOFError) as exc:
-            self._waiting.pop(job_id, None)
-            future.set_result(
+            return _Answered(
                 IndexResult(PROCESSING_FAILURE, "failed", f"Index writer unavailable: {exc}")
             )
-        return future
+        try:
+            conn.send((job_id, job))
+        except (OSError, EOFError) as exc:
+            self._drop(conn)
+            return _Answered(
+                IndexResult(PROCESSING_FAILURE, "failed", f"Index writer unavailable: {exc}")
+            )
+        return _Awaited(self, conn, job_id)
+
+    def _receive(self, conn: Connection, job_id: int) -> IndexResult:
+        try:
+            while True:
+                answered_id, result = conn.recv()
+                # An earlier job's result that its thread never read (it failed in between).
+                if answered_id == job_id:
+                    return result
+        except (OSError, EOFError):
+            self._drop(conn)
+            # The job may have been committed before the writer was lost.
+            return IndexResult(
+                PROCESSING_FAILURE, "failed", "Index writer unavailable", uncertain=True
+            )
 
     def close(self) -> None:
-        with self._send_lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        for conn in list(self._open):
+            with contextlib.suppress(OSError):
+                conn.close()
 
 
 def _sync_failed(db: Database, jobs: list[IndexJob], exc: OSError) -> list[IndexResult]:
