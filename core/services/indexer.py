@@ -154,13 +154,15 @@ class RemoteIndexer:
         self._local = threading.local()
         # To close them all; a thread's connection closes when the thread ends.
         self._open: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self._open_lock = threading.Lock()
         self._ids = itertools.count(1)
 
     def _connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             conn = self._local.conn = self._connect()
-            self._open.add(conn)
+            with self._open_lock:
+                self._open.add(conn)
         return conn
 
     def _connect(self) -> Connection:
@@ -212,7 +214,9 @@ class RemoteIndexer:
             )
 
     def close(self) -> None:
-        for conn in list(self._open):
+        with self._open_lock:
+            connections = list(self._open)
+        for conn in connections:
             with contextlib.suppress(OSError):
                 conn.close()
 
