@@ -184,16 +184,13 @@ class RemoteIndexer:
 
     def submit(self, job: IndexJob) -> PendingResult:
         job_id = next(self._ids)
+        conn: Connection | None = None
         try:
             conn = self._connection()
-        except (OSError, EOFError) as exc:
-            return _Answered(
-                IndexResult(PROCESSING_FAILURE, "failed", f"Index writer unavailable: {exc}")
-            )
-        try:
             conn.send((job_id, job))
         except (OSError, EOFError) as exc:
-            self._drop(conn)
+            if conn is not None:
+                self._drop(conn)
             return _Answered(
                 IndexResult(PROCESSING_FAILURE, "failed", f"Index writer unavailable: {exc}")
             )

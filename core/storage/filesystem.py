@@ -115,13 +115,13 @@ class IncomingFile:
 
     HEAD_BYTES = 1 << 16
 
-    def __init__(self, path: Path, direct_io: DirectIO | None = None) -> None:
+    def __init__(self, path: Path, direct_io: DirectIO) -> None:
         self.path = path
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
         self.head = bytearray()
-        self._direct_io = direct_io or DirectIO()
+        self._direct_io = direct_io
         self._direct = False
         self._stage: mmap.mmap | None = None
         self._staged = 0
