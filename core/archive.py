@@ -107,7 +107,7 @@ class Archive:
             raise StartupError(str(exc)) from None
         # What this process stores (console uploads) goes through the same writer.
         services.indexer.close()
-        services.indexer = RemoteIndexer(self.pool.address, self.pool.authkey)
+        services.indexer = RemoteIndexer(self.pool.address, self.pool.authkey, self.pool.clock)
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop serving: finish in-flight operations, release associations, close."""

@@ -30,7 +30,7 @@ from core.events import EventBus
 from core.net.handlers import HANDLERS
 from core.net.server import AssociationLimit, DicomServer
 from core.services.context import ServiceContext
-from core.services.indexer import RemoteIndexer, run_writer
+from core.services.indexer import FlushClock, RemoteIndexer, run_writer
 from core.services.status import StatusBoard, run_dir
 from core.storage.filesystem import FileStorage
 
@@ -59,10 +59,12 @@ def _on_parent_exit(callback: Callable[[], None]) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _writer_main(config: Config, address: str, authkey: bytes, ready: Any) -> None:
+def _writer_main(
+    config: Config, address: str, authkey: bytes, clock: FlushClock, ready: Any
+) -> None:
     _log_setup(config.log.level)
     _on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM))
-    run_writer(config.database.url, address, authkey, ready)
+    run_writer(config.database.url, address, authkey, clock, ready)
 
 
 def _worker_main(
@@ -71,6 +73,7 @@ def _worker_main(
     limit: AssociationLimit,
     address: str,
     authkey: bytes,
+    clock: FlushClock,
     grace: float,
     ready: Any,
 ) -> None:
@@ -81,7 +84,7 @@ def _worker_main(
     _on_parent_exit(stop.set)
     db = Database(config.database.url)
     storage = FileStorage(config.storage.id, config.storage.path)
-    indexer = RemoteIndexer(address, authkey)
+    indexer = RemoteIndexer(address, authkey, clock)
     services = ServiceContext(config, db, storage, EventBus(), indexer)
     server = DicomServer(config, HANDLERS, limit)
     server.adopt(listeners)
@@ -126,6 +129,7 @@ class WorkerPool:
         # Short path: Unix socket names are limited to about 100 bytes.
         self.address = str(self._run_dir / "index.sock")
         self.authkey = os.urandom(32)
+        self.clock = FlushClock()
         self.writer: BaseProcess | None = None
         self.workers: list[BaseProcess | None] = [None] * self.count
         self._stopping = threading.Event()
@@ -145,7 +149,9 @@ class WorkerPool:
         return process
 
     def _writer(self) -> tuple[BaseProcess, Any]:
-        return self._spawn("index-writer", _writer_main, self.config, self.address, self.authkey)
+        return self._spawn(
+            "index-writer", _writer_main, self.config, self.address, self.authkey, self.clock
+        )
 
     def _worker(self, n: int) -> tuple[BaseProcess, Any]:
         return self._spawn(
@@ -156,6 +162,7 @@ class WorkerPool:
             self.server.limit.for_worker(n),
             self.address,
             self.authkey,
+            self.clock,
             self.grace,
         )
 

@@ -114,6 +114,11 @@ class Database:
         )
 
     @property
+    def commits_durable(self) -> bool:
+        """Whether a commit is durable when it returns (see `sync_commits`)."""
+        return self._wal is None
+
+    @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 

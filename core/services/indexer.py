@@ -4,6 +4,12 @@ writer process that the association worker processes send their jobs to.
 Either way jobs that arrive together share one transaction and one commit (group commit:
 one WAL fsync for many stores). If the shared transaction fails, each job is applied
 again alone, so one bad object cannot fail the others.
+
+The index writer answers once a batch is committed and flushes SQLite's log beside the
+next batches: a store's Success waits for its commit, not for that flush. What must wait
+for the flush (dropping a store's journal entry, deleting the files it replaced) is
+handed to `after_durable`; until it runs, start-up recovery would index the file again
+(core.services.recovery), so a crash that loses a commit loses no object.
 """
 
 from __future__ import annotations
@@ -11,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import multiprocessing
 import os
 import queue
 import signal
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Client, Connection, Listener, wait
 from pathlib import Path
@@ -25,12 +33,19 @@ from typing import Any, Protocol
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.db.engine import Database
-from core.services.indexing import IndexJob, IndexResult, Rejected, apply, undo
+from core.services.indexing import IndexJob, IndexResult, Rejected, apply
 
 log = logging.getLogger(__name__)
 
 PROCESSING_FAILURE = 0x0110
 CONNECT_TIMEOUT = 15.0
+# How often stores waiting for a flush look at the FlushClock, and for how long closing
+# waits for them.
+SETTLE_POLL = 0.02
+SETTLE_AT_CLOSE = 5.0
+# The writer's flushes compete with the stores' own fsyncs for the disk, and no store
+# waits for them: at most one per FLUSH_INTERVAL seconds.
+FLUSH_INTERVAL = 0.02
 
 
 class PendingResult(Protocol):
@@ -47,7 +62,19 @@ class Indexer(Protocol):
         exception). A thread reads the result of one job before it submits the next."""
         ...
 
+    def after_durable(self, result: IndexResult, action: Callable[[], None]) -> None:
+        """Run `action` once the commit that gave `result` is durable (at once if it is);
+        never raises (a failing action is logged)."""
+        ...
+
     def close(self) -> None: ...
+
+
+def _run(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except Exception:
+        log.exception("finishing a store failed (start-up recovery finishes it)")
 
 
 def _failure(exc: BaseException) -> IndexResult:
@@ -117,6 +144,10 @@ class LocalIndexer:
             for (_, waiting), result in zip(batch, results, strict=True):
                 waiting.set_result(result)
 
+    def after_durable(self, result: IndexResult, action: Callable[[], None]) -> None:
+        # This process's commits are durable when they return.
+        _run(action)
+
     def close(self) -> None:
         """Write what is queued, then stop (the database belongs to the caller)."""
         with self._ready:
@@ -143,12 +174,29 @@ class _Awaited:
         return self._indexer._receive(self._conn, self._job_id)
 
 
+class FlushClock:
+    """When the index writer last started a flush that then succeeded (time.monotonic,
+    the same clock in every process): every commit that returned before it is durable.
+    Shared memory written by the writer, read by the association workers."""
+
+    def __init__(self) -> None:
+        self._value = multiprocessing.get_context("spawn").RawValue("d", 0.0)
+
+    @property
+    def flushed(self) -> float:
+        return self._value.value
+
+    def advance(self, started: float) -> None:
+        self._value.value = started
+
+
 class RemoteIndexer:
     """Sends jobs to the index writer process, each thread on a connection of its own
     that it then reads its result from: no thread in between to hand results over (that
-    hand-over cost a wake-up per store on a busy machine)."""
+    hand-over cost a wake-up per store on a busy machine). Actions waiting for a flush
+    run on one thread that looks at the writer's FlushClock every SETTLE_POLL seconds."""
 
-    def __init__(self, address: str, authkey: bytes) -> None:
+    def __init__(self, address: str, authkey: bytes, clock: FlushClock) -> None:
         self.address = address
         self.authkey = authkey
         self._local = threading.local()
@@ -156,6 +204,11 @@ class RemoteIndexer:
         self._open: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._open_lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._clock = clock
+        self._waiting: list[tuple[float, Callable[[], None]]] = []
+        self._settle = threading.Condition()
+        self._settler: threading.Thread | None = None
+        self._closing = False
 
     def _connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
@@ -210,7 +263,49 @@ class RemoteIndexer:
                 PROCESSING_FAILURE, "failed", "Index writer unavailable", uncertain=True
             )
 
+    def after_durable(self, result: IndexResult, action: Callable[[], None]) -> None:
+        committed = result.committed_at
+        if committed is None or committed <= self._clock.flushed:
+            _run(action)
+            return
+        with self._settle:
+            self._waiting.append((committed, action))
+            if self._settler is None:
+                self._settler = threading.Thread(target=self._settling, name="index-settle")
+                self._settler.start()
+            self._settle.notify()
+
+    def _settling(self) -> None:
+        deadline: float | None = None
+        while True:
+            with self._settle:
+                while not self._waiting and not self._closing:
+                    self._settle.wait()
+                if not self._waiting:
+                    return
+                if self._closing and deadline is None:
+                    deadline = time.monotonic() + SETTLE_AT_CLOSE
+                flushed = self._clock.flushed
+                due = [action for committed, action in self._waiting if committed <= flushed]
+                self._waiting = [item for item in self._waiting if item[0] > flushed]
+                if not due and deadline is not None and time.monotonic() > deadline:
+                    # The writer is gone: start-up recovery finishes these stores.
+                    log.warning("%d stores left to start-up recovery", len(self._waiting))
+                    return
+            for action in due:
+                _run(action)
+            if not due:
+                time.sleep(SETTLE_POLL)
+
     def close(self) -> None:
+        """Run the actions still waiting for a flush (for at most SETTLE_AT_CLOSE seconds
+        after the last one became due), then close the connections."""
+        with self._settle:
+            self._closing = True
+            self._settle.notify()
+            settler = self._settler
+        if settler is not None:
+            settler.join()
         with self._open_lock:
             connections = list(self._open)
         for conn in connections:
@@ -218,62 +313,38 @@ class RemoteIndexer:
                 conn.close()
 
 
-def _sync_failed(db: Database, jobs: list[IndexJob], exc: OSError) -> list[IndexResult]:
-    """The commits of `jobs` may not survive a crash: take their rows back (their files
-    will be removed by the workers, as after any failure) and report the failure."""
-    log.error("cannot make index commits durable: %s", exc)
-    try:
-        with db.write_connection() as conn:
-            for job in jobs:
-                undo(conn, job.storage_id, job.storage_path)
-    except SQLAlchemyError as undo_exc:
-        log.critical("could not take back rows whose commit is not durable: %s", undo_exc)
-    failure = IndexResult(
-        PROCESSING_FAILURE, "failed", f"Database error: commit not durable: {exc}"
-    )
-    return [failure for _ in jobs]
-
-
-Batch = list[tuple[Connection, int, IndexJob]]
-
-
-def _answer(db: Database, done: queue.SimpleQueue[tuple[Batch, list[IndexResult]] | None]) -> None:
-    """Make committed batches durable, several with one flush when they queue up, then
-    send their results. Runs beside the loop that commits the next batches."""
+def _flush(db: Database, clock: FlushClock, batches: queue.SimpleQueue[bool]) -> None:
+    """Make commits durable (one flush for all the batches committed meanwhile) and move
+    the FlushClock on. A failed flush stops it for good: a flush that succeeds after a
+    failed one need not cover what the failed one lost, so the stores since then are
+    left to start-up recovery, which indexes their files again."""
     stopping = False
     while not stopping:
-        first = done.get()
-        if first is None:
-            return
-        ready = [first]
-        while True:
-            try:
-                more = done.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                stopping = True
-                break
-            ready.append(more)
+        stopping = not batches.get()
+        while not batches.empty():
+            stopping = not batches.get_nowait() or stopping
+        started = time.monotonic()
         try:
             db.sync_commits()
         except OSError as exc:
-            ready = [
-                (batch, _sync_failed(db, [job for _, _, job in batch], exc)) for batch, _ in ready
-            ]
-        for batch, results in ready:
-            for (conn, job_id, _), result in zip(batch, results, strict=True):
-                with contextlib.suppress(OSError):
-                    conn.send((job_id, result))
+            log.critical("cannot flush index commits (left to start-up recovery): %s", exc)
+            while not stopping:
+                stopping = not batches.get()
+            return
+        clock.advance(started)
+        if not stopping:
+            time.sleep(max(0.0, started + FLUSH_INTERVAL - time.monotonic()))
 
 
-def run_writer(db_url: str, address: str, authkey: bytes, ready: Any = None) -> None:
+def run_writer(
+    db_url: str, address: str, authkey: bytes, clock: FlushClock, ready: Any = None
+) -> None:
     """The index writer process: accept worker connections and apply whatever jobs are
     waiting on all of them as one batch, until SIGTERM (finishing queued jobs first).
 
-    A batch's results are sent once its commit is durable; on SQLite that flush runs on
-    another thread while the next batch is applied (Database.sync_commits), so a store
-    waits for one flush, not for the flush of the batch before it too."""
+    A batch's results are sent once it is committed; on SQLite its log is flushed on
+    another thread while the next batches are applied (Database.sync_commits), and the
+    FlushClock says when that is done."""
     logging.getLogger("pacs").info("index writer started")
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -303,15 +374,17 @@ def run_writer(db_url: str, address: str, authkey: bytes, ready: Any = None) -> 
                 os.write(wake_write, b"\0")
 
     threading.Thread(target=accept, name="index-accept", daemon=True).start()
-    done: queue.SimpleQueue[tuple[Batch, list[IndexResult]] | None] = queue.SimpleQueue()
-    answerer = threading.Thread(target=_answer, args=(db, done), name="index-answer")
-    answerer.start()
+    committed: queue.SimpleQueue[bool] = queue.SimpleQueue()
+    # A writer that died may have left commits unflushed: flush once at the start.
+    committed.put(True)
+    flusher = threading.Thread(target=_flush, args=(db, clock, committed), name="index-flush")
+    flusher.start()
     if ready is not None:
         ready.set()
     while not (stopping.is_set() and not clients):
         with lock:
             current = list(clients)
-        batch: Batch = []
+        batch: list[tuple[Connection, int, IndexJob]] = []
         for conn in wait([*current, wake_read], timeout=0.2):
             if conn == wake_read:
                 os.read(wake_read, 4096)
@@ -325,10 +398,19 @@ def run_writer(db_url: str, address: str, authkey: bytes, ready: Any = None) -> 
                 with lock:
                     clients.remove(conn)
                 conn.close()
-        if batch:
-            done.put((batch, apply_batch(db, [job for _, _, job in batch])))
-    done.put(None)
-    answerer.join()
+        if not batch:
+            continue
+        results = apply_batch(db, [job for _, _, job in batch])
+        if not db.commits_durable:
+            now = time.monotonic()
+            for result in results:
+                result.committed_at = now
+            committed.put(True)
+        for (conn, job_id, _), result in zip(batch, results, strict=True):
+            with contextlib.suppress(OSError):
+                conn.send((job_id, result))
+    committed.put(False)
+    flusher.join()
     listener.close()
     os.close(wake_read)
     os.close(wake_write)

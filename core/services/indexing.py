@@ -60,7 +60,8 @@ class IndexResult:
     """`outcome`: stored, replaced, duplicate, ignored or failed (with status, comment,
     offending element). `replaced` lists (location pk, path) of the files to delete.
     `uncertain`: failed for want of an answer (the index writer was lost after the job
-    was sent): its row may have been committed."""
+    was sent): its row may have been committed. `committed_at`: when its commit returned
+    (time.monotonic) if that commit was not yet durable then."""
 
     status: int
     outcome: str
@@ -68,6 +69,7 @@ class IndexResult:
     offending: list[int] | None = None
     replaced: list[tuple[int, str]] = field(default_factory=list)
     uncertain: bool = False
+    committed_at: float | None = None
 
 
 class Rejected(Exception):

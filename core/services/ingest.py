@@ -5,7 +5,9 @@ see core.storage.filesystem). Here its header is parsed, it is placed at its fin
 and made durable, and its index job (core.services.indexing: dcm4chee's rules
 for duplicates, supplements and conflicts) is applied by the archive's indexer, in a
 transaction shared with concurrent stores. Success is only returned once the file is
-fsynced at its final path and the row is committed.
+fsynced at its final path and the row is committed; the file's journal entry stays until
+that commit is also flushed (core.services.indexer), so that a crash losing the commit
+loses no object: start-up recovery indexes the file again (`reindex`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from pathlib import Path
 
+from pydicom.filereader import read_file_meta_info
 from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -96,18 +101,9 @@ def _parse(received: Received) -> Parsed | StoreResult:
         return StoreResult(OUT_OF_RESOURCES, "failed", str(exc))
     except Exception as exc:
         return StoreResult(CANNOT_UNDERSTAND, "failed", f"Cannot parse data set: {exc}"[:64])
-    uids = {}
-    for tag, keyword in (
-        (SOP_IUID, "SOPInstanceUID"),
-        (SOP_CUID, "SOPClassUID"),
-        (STUDY_IUID, "StudyInstanceUID"),
-        (SERIES_IUID, "SeriesInstanceUID"),
-    ):
-        value = attrs.text(ds, tag)
-        if value is None:
-            return _missing(tag, keyword)
-        uids[tag] = value
-    header = Parsed(ds, uids[SOP_IUID], uids[SOP_CUID], uids[STUDY_IUID], uids[SERIES_IUID])
+    header = _identify(ds)
+    if isinstance(header, StoreResult):
+        return header
     if received.sop_instance_uid and header.sop_iuid != received.sop_instance_uid:
         return StoreResult(
             DATASET_DOES_NOT_MATCH,
@@ -125,7 +121,34 @@ def _parse(received: Received) -> Parsed | StoreResult:
     return header
 
 
-def _job(received: Received, h: Parsed, placement: Placement, now: datetime) -> IndexJob:
+def _identify(ds: Header) -> Parsed | StoreResult:
+    uids = {}
+    for tag, keyword in (
+        (SOP_IUID, "SOPInstanceUID"),
+        (SOP_CUID, "SOPClassUID"),
+        (STUDY_IUID, "StudyInstanceUID"),
+        (SERIES_IUID, "SeriesInstanceUID"),
+    ):
+        value = attrs.text(ds, tag)
+        if value is None:
+            return _missing(tag, keyword)
+        uids[tag] = value
+    return Parsed(ds, uids[SOP_IUID], uids[SOP_CUID], uids[STUDY_IUID], uids[SERIES_IUID])
+
+
+@dataclass
+class _Stored:
+    """Where a file is kept and what it is outside its data set."""
+
+    storage_id: str
+    rel_path: str
+    size: int
+    digest: str
+    transfer_syntax: str
+    source_aet: str
+
+
+def _job(h: Parsed, stored: _Stored, now: datetime) -> IndexJob:
     ds = h.ds
     return IndexJob(
         sop_iuid=h.sop_iuid,
@@ -137,12 +160,12 @@ def _job(received: Received, h: Parsed, placement: Placement, now: datetime) -> 
         study=attrs.to_json(ds, attrs.STUDY),
         series=attrs.to_json(ds, attrs.SERIES),
         instance=attrs.to_json(ds, attrs.INSTANCE),
-        source_aet=received.source_aet or None,
-        storage_id=placement.storage.id,
-        storage_path=placement.rel_path,
-        size=received.file.size,
-        digest=received.file.digest(),
-        transfer_syntax=received.transfer_syntax,
+        source_aet=stored.source_aet or None,
+        storage_id=stored.storage_id,
+        storage_path=stored.rel_path,
+        size=stored.size,
+        digest=stored.digest,
+        transfer_syntax=stored.transfer_syntax,
         received=now,
     )
 
@@ -186,7 +209,15 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
         placement = services.storage.place(
             received.file, layout(now, h.study_iuid, h.series_iuid, h.sop_iuid)
         )
-        indexed = _index_while_durable(services, placement, _job(received, h, placement, now))
+        stored = _Stored(
+            placement.storage.id,
+            placement.rel_path,
+            received.file.size,
+            received.file.digest(),
+            received.transfer_syntax,
+            received.source_aet,
+        )
+        indexed = _index_while_durable(services, placement, _job(h, stored, now))
         result = StoreResult(indexed.status, indexed.outcome, indexed.comment, indexed.offending)
     except StorageError as exc:
         indexed, result = None, StoreResult(OUT_OF_RESOURCES, "failed", str(exc))
@@ -197,14 +228,16 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
             StoreResult(PROCESSING_FAILURE, "failed", f"Processing failure: {exc}"),
         )
     result.sop_iuid = h.sop_iuid
-    if placement is not None:
-        if result.outcome in ("stored", "replaced"):
-            placement.confirm()
-        else:
-            placement.revoke()
-    received.file.discard()
-    if indexed is not None and indexed.replaced:
-        _purge_replaced(services, indexed.replaced)
+    if placement is None:
+        received.file.discard()
+    elif indexed is not None and result.outcome in ("stored", "replaced"):
+        # The journal entry stays, and replaced files too, until the row's commit is
+        # durable: until then, start-up recovery would index the file again from it.
+        services.indexer.after_durable(
+            indexed, partial(_settle, services, placement, indexed.replaced)
+        )
+    else:
+        placement.revoke()
     if result.outcome in ("stored", "replaced"):
         services.events.publish(
             InstanceStored(
@@ -248,6 +281,49 @@ def ingest_encoded(
         raise
     received = Received(incoming, transfer_syntax, source_aet, sop_class_uid, sop_instance_uid)
     return ingest(services, received)
+
+
+def reindex(
+    services: ServiceContext,
+    rel_path: str,
+    path: Path,
+    whole: tuple[int, str],
+    received_at: float,
+) -> bool:
+    """Index a placed file again from its content (start-up recovery of a store whose
+    row was lost with a commit not yet flushed): its File Meta Information gives the
+    transfer syntax and the calling AE it came from. True when it is kept (stored or
+    replaced); False when it cannot be read or the rules refuse it."""
+    try:
+        meta = read_file_meta_info(path)
+        syntax = str(meta.TransferSyntaxUID)
+        source = str(meta.get("SourceApplicationEntityTitle", "")).strip()
+        with path.open("rb") as file:
+            head = file.read(IncomingFile.HEAD_BYTES)
+        parsed = _identify(parse_header(head, lambda: path, syntax))
+    except Exception as exc:
+        log.warning("cannot index %s again: %s", rel_path, exc)
+        return False
+    if isinstance(parsed, StoreResult):
+        log.warning("cannot index %s again: %s", rel_path, parsed.comment)
+        return False
+    stored = _Stored(services.storage.id, rel_path, whole[0], whole[1], syntax, source)
+    job = _job(parsed, stored, datetime.fromtimestamp(received_at))
+    indexed = services.indexer.submit(job).result()
+    if indexed.outcome not in ("stored", "replaced"):
+        return False
+    if indexed.replaced:
+        _purge_replaced(services, indexed.replaced)
+    return True
+
+
+def _settle(
+    services: ServiceContext, placement: Placement, replaced: list[tuple[int, str]]
+) -> None:
+    """The store's commit is durable: drop its journal entry and what it replaced."""
+    placement.confirm()
+    if replaced:
+        _purge_replaced(services, replaced)
 
 
 def _purge_replaced(services: ServiceContext, replaced: list[tuple[int, str]]) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 from core.db.models import Location, LocationStatus
 from core.services.context import ServiceContext
 from core.services.indexing import undo
+from core.services.ingest import reindex
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +21,14 @@ def recover(services: ServiceContext) -> None:
     A journaled placement whose row was committed is kept when the file has the size and
     MD5 the row records (the store had finished but for dropping the journal entry) and
     taken back otherwise (the crash came before the file was durable: the peer never got
-    Success). A placement without a row is removed. Then the files and rows of locations
-    left marked TO_DELETE are removed."""
+    Success). A journaled placement without a row whose file is whole (the size and MD5
+    its journal entry names) is indexed again, as it was received: the peer may have got
+    Success before the commit of its row was flushed. Anything else is removed. Then the
+    files and rows of locations left marked TO_DELETE are removed."""
     storage = services.storage
-    kept = taken_back = removed = 0
-    for rel_path, journal in storage.pending():
+    kept = taken_back = reindexed = removed = 0
+    for entry in storage.pending():
+        rel_path, journal = entry.rel_path, entry.journal
         with services.db.read() as session:
             row = session.execute(
                 select(Location.size, Location.digest).where(
@@ -39,6 +43,12 @@ def recover(services: ServiceContext) -> None:
             with services.db.write() as session:
                 undo(session.connection(), storage.id, rel_path)
             taken_back += 1
+        elif entry.whole is not None and storage.digest_of(journal) == entry.whole:
+            if reindex(services, rel_path, journal, entry.whole, entry.placed_at):
+                storage.finish_placement(rel_path, journal)
+                reindexed += 1
+                continue
+            removed += 1
         else:
             removed += 1
         storage.undo_placement(rel_path, journal)
@@ -53,11 +63,13 @@ def recover(services: ServiceContext) -> None:
     if doomed:
         with services.db.write() as session:
             session.execute(delete(Location).where(Location.pk.in_([r.pk for r in doomed])))
-    if kept or taken_back or removed or doomed:
+    if kept or taken_back or reindexed or removed or doomed:
         log.warning(
-            "recovered after an unclean stop: %d stores completed, %d taken back (file not "
-            "durable), %d orphan files removed, %d replaced files deleted",
+            "recovered after an unclean stop: %d stores completed, %d indexed again (row "
+            "lost), %d taken back (file not durable), %d files removed, %d replaced files "
+            "deleted",
             kept,
+            reindexed,
             taken_back,
             removed,
             len(doomed),

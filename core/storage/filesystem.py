@@ -1,10 +1,12 @@
 """A filesystem storage: crash-safe placement of received files, paths, checksums.
 
 A received object is written to `.tmp/<random>.part`, then placed: renamed to a journal
-entry (`.tmp/<encoded final path>.placing`), hard-linked at its final path and fsynced.
-The journal entry stays until the object is stored (row committed, file durable). After a
-crash, core.services.recovery finishes or undoes every placement that still has a journal
-entry, so no file outlives a missing row and no row points to a missing or damaged file.
+entry (`.tmp/<encoded final path>.<size>.<md5>.placing`), hard-linked at its final path and
+fsynced. The journal entry stays until the object is stored for good: file durable, row
+committed and that commit durable. After a crash, core.services.recovery finishes or
+undoes every placement that still has a journal entry (a whole file whose row was lost is
+indexed again: its name says what whole is), so no file outlives a missing row and no
+row points to a missing or damaged file.
 """
 
 from __future__ import annotations
@@ -53,12 +55,18 @@ def layout(when: datetime, study_uid: str, series_uid: str, sop_uid: str) -> str
     return f"{when:%Y/%m/%d}/{uid_hash(study_uid)}/{uid_hash(series_uid)}/{uid_hash(sop_uid)}"
 
 
-def _encode(rel: str) -> str:
-    return rel.replace("/", "~") + PLACING
+def _encode(rel: str, size: int, digest: str) -> str:
+    # Layout paths hold no dots: the last two dot-separated parts are size and MD5.
+    return f"{rel.replace('/', '~')}.{size}.{digest}{PLACING}"
 
 
-def _decode(name: str) -> str:
-    return name.removesuffix(PLACING).replace("~", "/")
+def _decode(name: str) -> tuple[str, tuple[int, str] | None]:
+    """(final path, (size, MD5) of the whole file) of a journal entry's name; None when
+    the name does not say (not one this module wrote)."""
+    encoded, _, whole = name.removesuffix(PLACING).partition(".")
+    size, _, digest = whole.partition(".")
+    rel = encoded.replace("~", "/")
+    return rel, (int(size), digest) if size.isdigit() and digest else None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -267,6 +275,17 @@ def _describe(exc: OSError) -> str:
 
 
 @dataclass
+class Pending:
+    """A placement found at start-up: its final path, journal entry, the (size, MD5) of
+    the whole file when the entry's name says, and when the file was written."""
+
+    rel_path: str
+    journal: Path
+    whole: tuple[int, str] | None
+    placed_at: float
+
+
+@dataclass
 class Placement:
     """A file at its final path whose database row is not yet committed."""
 
@@ -289,7 +308,7 @@ class Placement:
             raise StorageError(_describe(exc)) from exc
 
     def confirm(self) -> None:
-        """The row is committed: drop the journal entry."""
+        """The row's commit is durable: drop the journal entry."""
         self.journal.unlink(missing_ok=True)
 
     def revoke(self) -> None:
@@ -337,7 +356,7 @@ class FileStorage:
         for n in range(1000):
             candidate = rel_path if n == 0 else f"{rel_path}-{n}"
             final = self.root / candidate
-            journal = self.tmp / _encode(candidate)
+            journal = self.tmp / _encode(candidate, incoming.size, incoming.digest())
             if final.exists() or journal.exists():
                 continue
             try:
@@ -381,18 +400,23 @@ class FileStorage:
                 break
             folder = folder.parent
 
-    def pending(self) -> list[tuple[str, Path]]:
-        """Placements left by a crash: (final path, journal entry). Unfinished receptions
-        (.part files) are removed here."""
+    def pending(self) -> list[Pending]:
+        """Placements left by a crash, oldest first (a replacement after what it
+        replaced). Unfinished receptions (.part files) are removed here."""
         found = []
         if not self.tmp.is_dir():
             return found
         for entry in self.tmp.iterdir():
             if entry.name.endswith(PLACING):
-                found.append((_decode(entry.name), entry))
+                rel, whole = _decode(entry.name)
+                try:
+                    placed_at = entry.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                found.append(Pending(rel, entry, whole, placed_at))
             else:
                 entry.unlink(missing_ok=True)
-        return found
+        return sorted(found, key=lambda p: p.placed_at)
 
     def finish_placement(self, rel_path: str, journal: Path) -> None:
         """Keep a pending placement: make sure the final name exists, drop the journal."""

@@ -8,6 +8,7 @@ test: files and rows agree."""
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import os
 import random
@@ -23,7 +24,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from pydicom.uid import generate_uid
+from pydicom import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 from sqlalchemy import create_engine, select, update
@@ -31,6 +33,7 @@ from sqlalchemy import create_engine, select, update
 from core.archive import Archive
 from core.config import Config
 from core.db.models import Instance, Location, LocationStatus, Patient, Series, Study
+from core.dicom.part10 import dataset_offset, file_meta
 from core.services.context import ServiceContext
 from core.services.recovery import recover
 from core.services.status import RUN
@@ -48,6 +51,15 @@ from tests import dicomgen
 from tests.conftest import archive_port, free_port, make_config_text, nodelay
 
 LAYOUT = re.compile(r"^\d{4}/\d{2}/\d{2}/[0-9A-F]{8}/[0-9A-F]{8}/[0-9A-F]{8}(-\d+)?$")
+
+
+def settled(root: Path, timeout: float = 5) -> None:
+    """Wait until a serving archive has dropped the journal entries of its last stores
+    (once the index writer has flushed their commits, some milliseconds after Success)."""
+    deadline = time.monotonic() + timeout
+    while any(p.name.endswith(".placing") for p in (root / TMP).iterdir()):
+        assert time.monotonic() < deadline, "journal entries left after their stores"
+        time.sleep(0.02)
 
 
 def assert_files_match_index(db_url: str, root: Path | str, storage_id: str = "fs1") -> None:
@@ -276,14 +288,72 @@ def test_crash_while_receiving_leaves_no_part_file(opened: ServiceContext) -> No
     file.discard()  # the crashed process's descriptor
 
 
-def test_crash_after_placing_before_commit_removes_the_file(opened: ServiceContext) -> None:
-    """Killed after the file got its final name but before its row was committed: the
-    file and its journal entry go."""
+def test_journal_entry_names_the_whole_file(opened: ServiceContext) -> None:
+    """A journal entry's name says the size and MD5 of the whole file, so that recovery
+    can tell a whole file from one the crash cut short without a row to ask."""
+    content = b"placed, size and digest in the journal name"
+    placement = placed(opened, content)
+    [entry] = opened.storage.pending()
+    assert (entry.rel_path, entry.journal) == (placement.rel_path, placement.journal)
+    assert entry.whole == (len(content), hashlib.md5(content).hexdigest())
+
+
+def test_crash_after_placing_before_commit_removes_what_is_no_object(
+    opened: ServiceContext,
+) -> None:
+    """Killed after the file got its final name but before its row was committed, and
+    the file is whole but no data set: it cannot be indexed again, so the file and its
+    journal entry go."""
     placement = placed(opened, b"placed, never indexed")
     assert opened.storage.path(placement.rel_path).exists()
     recovered(opened)
     assert not opened.storage.path(placement.rel_path).exists()
     assert location_paths(opened) == []
+
+
+def part10(ds: Dataset, source_aet: str) -> bytes:
+    """`ds` as the Storage SCP writes it: the archive's File Meta Information (with the
+    calling AE), then the data set as received."""
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    raw = buffer.getvalue()
+    meta = file_meta(ds.SOPClassUID, ds.SOPInstanceUID, ExplicitVRLittleEndian, source_aet)
+    return meta + raw[dataset_offset(raw) :]
+
+
+def test_whole_file_whose_row_was_lost_is_indexed_again(opened: ServiceContext) -> None:
+    """The peer got Success, then the machine went down before the index writer flushed
+    the commit of the row: the file is whole and journaled, its row is gone. Recovery
+    indexes it again from its content, with the calling AE from its meta information."""
+    ds = dicomgen.ct(generate_uid(), generate_uid(), PatientID="LOST-ROW")
+    content = part10(ds, "MODALITY1")
+    placement = placed(opened, content)
+    recovered(opened)
+    assert location_paths(opened) == [placement.rel_path]
+    assert opened.storage.path(placement.rel_path).read_bytes() == content
+    with opened.db.read() as session:
+        row = session.execute(
+            select(Instance.sop_iuid, Instance.source_aet, Location.size, Location.digest).join(
+                Location, Location.instance_fk == Instance.pk
+            )
+        ).one()
+        patient_ids = list(session.scalars(select(Patient.patient_id)))
+    assert row.sop_iuid == ds.SOPInstanceUID
+    assert row.source_aet == "MODALITY1"
+    assert (row.size, row.digest) == (len(content), hashlib.md5(content).hexdigest())
+    assert patient_ids == ["LOST-ROW"]
+
+
+def test_journaled_file_cut_short_without_row_is_removed(opened: ServiceContext) -> None:
+    """Killed while the file was being fsynced, before its row was committed: what is on
+    disk is shorter than its journal entry says (the peer never got Success), so it is
+    not indexed, even though its header still reads."""
+    ds = dicomgen.ct(generate_uid(), generate_uid(), size=64)
+    placement = placed(opened, part10(ds, "MODALITY1"))
+    os.truncate(placement.journal, 2000)  # the header reads, Pixel Data is cut short
+    recovered(opened)
+    assert location_paths(opened) == []
+    assert not opened.storage.path(placement.rel_path).exists()
 
 
 def test_crash_after_commit_before_confirm_keeps_the_file(opened: ServiceContext) -> None:
@@ -460,6 +530,7 @@ def test_full_disk_fails_the_store_with_a700_and_leaves_nothing(
         assert assoc.send_c_store(small).Status == 0
     finally:
         assoc.release()
+    settled(root)
     assert_files_match_index(db_url, root)
     engine = create_engine(db_url)
     try:

@@ -206,6 +206,32 @@ def _listens(pid: int, port: int) -> bool:
     return bool(listening & socket_inodes(pid))
 
 
+def test_journal_entries_and_replaced_files_go_once_the_writer_has_flushed(
+    serve: Callable[..., Served], tmp_path: Path, db_url: str
+) -> None:
+    """Success comes once the row is committed; the store's journal entry, and the file
+    of the object it replaced, go once the index writer has flushed that commit, while
+    the archive serves on."""
+    port = free_port()
+    served = serve(make_config_text(tmp_path, db_url, port, TWO_WORKERS), port)
+    assoc = echo_assoc(port)
+    ds = dicomgen.ct()
+    assert assoc.send_c_store(ds).Status == 0
+    ds.StudyDescription = "Corrected"  # same instance, same calling AE: replaced
+    assert assoc.send_c_store(ds).Status == 0
+    root = tmp_path / "fs1"
+    wait_for(lambda: not any((root / ".tmp").iterdir()), timeout=5)
+    stored_files = [
+        p for p in root.rglob("*") if p.is_file() and p.relative_to(root).parts[0][0] != "."
+    ]
+    assert len(stored_files) == 1
+    assert b"Corrected" in stored_files[0].read_bytes()
+    assoc.release()
+    status, _ = served.stop()
+    assert status == 0
+    assert_files_match_index(db_url, root)
+
+
 def test_max_associations_counts_over_all_workers(
     serve: Callable[..., Served], tmp_path: Path, db_url: str
 ) -> None:
