@@ -133,6 +133,8 @@ class WorkerPool:
         self.writer: BaseProcess | None = None
         self.workers: list[BaseProcess | None] = [None] * self.count
         self._stopping = threading.Event()
+        # Written by stop(): the supervisor waits on it beside the processes.
+        self._wake_read, self._wake_write = os.pipe()
         self._supervisor: threading.Thread | None = None
 
     def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> tuple[BaseProcess, Any]:
@@ -177,7 +179,7 @@ class WorkerPool:
     def _supervise(self) -> None:
         while not self._stopping.is_set():
             processes = [p for p in [self.writer, *self.workers] if p is not None]
-            wait([p.sentinel for p in processes], timeout=0.5)
+            wait([p.sentinel for p in processes] + [self._wake_read], timeout=0.5)
             if self._stopping.is_set():
                 return
             try:
@@ -199,8 +201,11 @@ class WorkerPool:
 
     def stop(self) -> None:
         """Workers first (they finish their operations and release), then the writer
-        (after the last store's job is written)."""
+        (after the last store's job is written). Once only: later calls return."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
+        os.write(self._wake_write, b"\0")
         if self._supervisor is not None:
             self._supervisor.join()
         workers = [w for w in self.workers if w is not None]
@@ -219,3 +224,5 @@ class WorkerPool:
                 self.writer.kill()
                 self.writer.join()
         shutil.rmtree(self._run_dir, ignore_errors=True)
+        os.close(self._wake_read)
+        os.close(self._wake_write)

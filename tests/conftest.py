@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -192,21 +193,28 @@ def listening_addresses(port: int) -> set[str]:
 
 
 class Served:
-    """A `pacs-console serve` process."""
+    """A `pacs-console serve` process. Its log (stderr) is read as it comes: a full pipe
+    would stall the archive at its next log line."""
 
     def __init__(self, proc: subprocess.Popen[str], port: int, config: Path) -> None:
         self.proc = proc
         self.port = port
         self.config = config
         self.stdout = ""
+        self._log: list[str] = []
+        assert proc.stderr is not None
+        self._reader = threading.Thread(target=self._log.extend, args=(proc.stderr,))
+        self._reader.start()
 
     def stop(self, timeout: float = 30) -> tuple[int, str]:
         """SIGTERM, wait; returns (exit status, stderr)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=timeout)
-        self.stdout += out
-        return self.proc.returncode, err
+        self.proc.wait(timeout=timeout)
+        self._reader.join()
+        assert self.proc.stdout is not None
+        self.stdout += self.proc.stdout.read()
+        return self.proc.returncode, "".join(self._log)
 
 
 @pytest.fixture
@@ -232,7 +240,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         line = proc.stdout.readline() if ready else ""
         if not line.startswith("pacs-console serving"):
             proc.kill()
-            _, err = proc.communicate()
+            _, err = served.stop()
             raise AssertionError(f"serve did not start (exit {proc.returncode}): {line}{err}")
         served.stdout = line
         return served
@@ -241,7 +249,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     for served in started:
         if served.proc.poll() is None:
             served.proc.kill()
-            served.proc.communicate()
+        served.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -81,6 +81,22 @@ def storescu(dcmtk: Tool, port: int, *args: str) -> list[str]:
     return [dcmtk("storescu"), "-aec", "DCM4CHEE", "127.0.0.1", str(port), *args]
 
 
+def send_burst(
+    dcmtk: Tool, port: int, folder: Path, tmp_path: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start `storescu -v +sd folder`; its output goes to a file (a pipe nobody reads
+    until it ends would stall it once full). Returns (process, output file)."""
+    output = tmp_path / "storescu.log"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            storescu(dcmtk, port, "-v", "+sd", str(folder)),
+            env=dcmtk_env(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    return process, output
+
+
 def run(command: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, env=dcmtk_env(), capture_output=True, text=True, timeout=120)
 
@@ -232,18 +248,13 @@ def test_sigterm_during_a_store_burst_stops_cleanly(
     folder, uid_of = burst
     port = free_port()
     served = serve(make_config_text(tmp_path, db_url, port), port)
-    sender = subprocess.Popen(
-        storescu(dcmtk, port, "-v", "+sd", str(folder)),
-        env=dcmtk_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    sender, output_file = send_burst(dcmtk, port, folder, tmp_path)
     wait_until(lambda: count_indexed(db_url) >= 20)
     started = time.monotonic()
     status, stderr = served.stop(timeout=30)  # SIGTERM
     assert time.monotonic() - started < 5
-    output, _ = sender.communicate(timeout=30)
+    sender.wait(timeout=30)
+    output = output_file.read_text()
     assert status == 0, stderr
     assert "stopping: finishing in-flight operations" in stderr
     assert stderr.rstrip().endswith("stopped")
@@ -265,17 +276,12 @@ def test_kill_during_a_store_burst_then_restart_recovers(
     port = free_port()
     config = make_config_text(tmp_path, db_url, port)
     served = serve(config, port)
-    sender = subprocess.Popen(
-        storescu(dcmtk, port, "-v", "+sd", str(folder)),
-        env=dcmtk_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    sender, output_file = send_burst(dcmtk, port, folder, tmp_path)
     wait_until(lambda: count_indexed(db_url) >= 20)
     served.proc.kill()
-    served.proc.communicate()
-    output, _ = sender.communicate(timeout=30)
+    served.stop()
+    sender.wait(timeout=30)
+    output = output_file.read_text()
     reported = {uid_of[name] for name in reported_stored(output)}
     assert 20 <= len(reported) < BURST
     restarted = serve(config, port)
