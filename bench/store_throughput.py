@@ -8,6 +8,8 @@ and, when installed, Orthanc — in one run, side by side, as ratios.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from statistics import median
@@ -37,6 +39,14 @@ def datasets(small: int, large: int) -> dict[str, list[Path]]:
 Figures = dict[str, tuple[float, float]]
 
 
+def settle(workdir: Path) -> None:
+    """Remove a peer's files of the round before and write out everything still in the
+    page cache: the writeback a peer leaves behind (storescp never syncs) would otherwise
+    be paid by the next peer measured, and so would the deletion of its files."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.sync()
+
+
 def run(
     peers: dict[str, Callable[[Path], Peer]], data: dict[str, list[Path]], repeat: int = 3
 ) -> list[tuple[str, int, Figures, list[float]]]:
@@ -52,6 +62,7 @@ def run(
             seconds: dict[str, list[float]] = {name: [] for name in peers}
             for _ in range(repeat):
                 for name, start in peers.items():
+                    settle(OUT / "work" / name)
                     peer = start(OUT / "work" / name)
                     try:
                         seconds[name].append(storescu(peer.port, peer.called, dirs))
@@ -73,7 +84,7 @@ def run(
 
 def report(rows: list[tuple[str, int, Figures, list[float]]]) -> None:
     """Print the table: median instances/s and MB/s, pacs-console's ratio to each reference
-    (of the medians), and the range of its per-round ratio to storescp."""
+    (of the medians), and the median and range of its per-round ratio to storescp."""
     names = list(rows[0][2])
     print()
     head = f"{'data set':24} {'assoc':>5}"
@@ -91,7 +102,10 @@ def report(rows: list[tuple[str, int, Figures, list[float]]]) -> None:
             f"{ours / figures[n][0]:.2f}x {n}" for n in names if n != "pacs-console"
         )
         if len(ratios) > 1:
-            line += f" (rounds vs {names[0]}: {min(ratios):.2f}-{max(ratios):.2f}x)"
+            line += (
+                f" (rounds vs {names[0]}: median {median(ratios):.2f}x,"
+                f" {min(ratios):.2f}-{max(ratios):.2f}x)"
+            )
         print(line)
 
 
