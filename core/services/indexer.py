@@ -298,8 +298,9 @@ class RemoteIndexer:
                 time.sleep(SETTLE_POLL)
 
     def close(self) -> None:
-        """Run the actions still waiting for a flush (for at most SETTLE_AT_CLOSE seconds
-        after the last one became due), then close the connections."""
+        """Run the actions still waiting for a flush as flushes cover them; once
+        SETTLE_AT_CLOSE seconds have passed and a poll finds none due, leave the rest to
+        start-up recovery. Then close the connections."""
         with self._settle:
             self._closing = True
             self._settle.notify()
