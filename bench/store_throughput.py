@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from statistics import median
@@ -39,11 +40,22 @@ def datasets(small: int, large: int) -> dict[str, list[Path]]:
 Figures = dict[str, tuple[float, float]]
 
 
-def settle(workdir: Path) -> None:
-    """Remove a peer's files of the round before and write out everything still in the
-    page cache: the writeback a peer leaves behind (storescp never syncs) would otherwise
-    be paid by the next peer measured, and so would the deletion of its files."""
-    shutil.rmtree(workdir, ignore_errors=True)
+# ext4 without a journal (this VM's root filesystem) will not reuse an inode freed in the
+# last 30 s: allocating a new one scans past every such inode, so creating files right
+# after a mass delete costs several times the kernel CPU (perf: `recently_deleted`).
+RECENTLY_DELETED_S = 31
+
+
+def clear(workdir: Path) -> None:
+    """Remove what an earlier run left, and wait until ext4 reuses its inodes again."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+        time.sleep(RECENTLY_DELETED_S)
+
+
+def settle() -> None:
+    """Write out everything still in the page cache: the writeback a peer leaves behind
+    (storescp never syncs) would otherwise be paid by the next peer measured."""
     os.sync()
 
 
@@ -55,15 +67,18 @@ def run(
     peer (storescp) is also kept per round, since this machine's speed drifts between
     runs and a round measures both within seconds."""
     rows = []
-    for label, paths in data.items():
+    work = OUT / "work" / "store"
+    clear(work)
+    for n, (label, paths) in enumerate(data.items()):
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
         for assocs in (1, 4):
-            dirs = split(paths, assocs, OUT / "split")
+            dirs = split(paths, assocs, work / "split" / f"{n}-{assocs}")
             seconds: dict[str, list[float]] = {name: [] for name in peers}
-            for _ in range(repeat):
+            for round_ in range(repeat):
                 for name, start in peers.items():
-                    settle(OUT / "work" / name)
-                    peer = start(OUT / "work" / name)
+                    settle()
+                    # Files are only deleted at the end of the run (see RECENTLY_DELETED_S).
+                    peer = start(work / f"{name}-{len(paths)}-{assocs}-{round_}")
                     try:
                         seconds[name].append(storescu(peer.port, peer.called, dirs))
                     finally:
@@ -79,6 +94,7 @@ def run(
                 name: (len(paths) / median(s), megabytes / median(s)) for name, s in seconds.items()
             }
             rows.append((label, assocs, figures, ratios))
+    shutil.rmtree(work)
     return rows
 
 
