@@ -25,6 +25,8 @@ from sqlalchemy import create_engine, text
 
 from core.archive import Archive
 from core.config import Config, parse
+from core.db.engine import Database
+from core.db.migrate import upgrade
 
 PG_URL = os.environ.get("PACS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE = os.environ.get("PACS_TEST_REQUIRE") == "1"
@@ -73,6 +75,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A Database on `db_url` with the newest schema."""
+    database = Database(db_url)
+    upgrade(database.engine)
+    yield database
+    database.dispose()
 
 
 def free_port() -> int:

@@ -138,7 +138,20 @@ class Database:
     def write_connection(self) -> Iterator[Connection]:
         """A Core connection in a write transaction: commits on success, rolls back on any
         exception (for the ingest hot path, which needs no ORM)."""
-        with self._locked(), self._write_engine.begin() as conn:
+        with self.writer_connection() as conn, self.write_on(conn):
+            yield conn
+
+    def writer_connection(self) -> Connection:
+        """A connection for write transactions (`write_on`), held by the caller until it
+        closes it: the index writer keeps one rather than take one from the pool for
+        every batch."""
+        return self._write_engine.connect()
+
+    @contextmanager
+    def write_on(self, conn: Connection) -> Iterator[Connection]:
+        """A write transaction on a connection from `writer_connection`: commits on
+        success, rolls back on any exception."""
+        with self._locked(), conn.begin():
             yield conn
 
     def sync_commits(self) -> None:

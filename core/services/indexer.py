@@ -19,17 +19,19 @@ import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import queue
 import signal
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from multiprocessing.connection import Client, Connection, Listener, wait
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import Connection as SAConnection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.db.engine import Database
@@ -77,6 +79,11 @@ def _run(action: Callable[[], None]) -> None:
         log.exception("finishing a store failed (start-up recovery finishes it)")
 
 
+def _dumps(message: tuple[int, Any]) -> bytes:
+    # Not Connection.send: its pickler copies the copyreg dispatch table on every call.
+    return pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+
+
 def _failure(exc: BaseException) -> IndexResult:
     detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return IndexResult(
@@ -84,33 +91,61 @@ def _failure(exc: BaseException) -> IndexResult:
     )
 
 
-def _apply_alone(db: Database, job: IndexJob) -> IndexResult:
-    # A lost race on a unique UID (two first objects of a study) succeeds on the next try.
-    for attempt in range(3):
+class BatchWriter:
+    """Applies batches of jobs on one database connection, held from batch to batch:
+    taking one from the pool and giving it back for every batch cost the index writer
+    more CPU than a small object's own statements. Used by one thread."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: SAConnection | None = None
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[SAConnection]:
+        if self._conn is None:
+            self._conn = self.db.writer_connection()
         try:
-            with db.write_connection() as conn:
-                return apply(conn, job)
-        except Rejected as rejected:
-            return rejected.result
-        except IntegrityError as exc:
-            if attempt == 2:
+            with self.db.write_on(self._conn) as conn:
+                yield conn
+        except BaseException:
+            # The connection may be unusable now (a lost PostgreSQL server): the next
+            # transaction takes another one from the pool, which checks it first.
+            self.close()
+            raise
+
+    def apply(self, jobs: list[IndexJob]) -> list[IndexResult]:
+        """Apply `jobs` in one transaction; on any failure, each one alone."""
+        if len(jobs) > 1:
+            try:
+                with self._transaction() as conn:
+                    return [apply(conn, job) for job in jobs]
+            except (Rejected, SQLAlchemyError):
+                pass
+        return [self._apply_alone(job) for job in jobs]
+
+    def _apply_alone(self, job: IndexJob) -> IndexResult:
+        # A lost race on a unique UID (two first objects of a study) succeeds on the next try.
+        for attempt in range(3):
+            try:
+                with self._transaction() as conn:
+                    return apply(conn, job)
+            except Rejected as rejected:
+                return rejected.result
+            except IntegrityError as exc:
+                if attempt == 2:
+                    log.error("indexing %s failed: %s", job.sop_iuid, exc)
+                    return _failure(exc)
+            except SQLAlchemyError as exc:
                 log.error("indexing %s failed: %s", job.sop_iuid, exc)
                 return _failure(exc)
-        except SQLAlchemyError as exc:
-            log.error("indexing %s failed: %s", job.sop_iuid, exc)
-            return _failure(exc)
-    raise AssertionError("unreachable")
+        raise AssertionError("unreachable")
 
-
-def apply_batch(db: Database, jobs: list[IndexJob]) -> list[IndexResult]:
-    """Apply `jobs` in one transaction; on any failure, each one alone."""
-    if len(jobs) > 1:
-        try:
-            with db.write_connection() as conn:
-                return [apply(conn, job) for job in jobs]
-        except (Rejected, SQLAlchemyError):
-            pass
-    return [_apply_alone(db, job) for job in jobs]
+    def close(self) -> None:
+        """Give the connection back (another transaction takes a new one)."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(SQLAlchemyError):
+                conn.close()
 
 
 class LocalIndexer:
@@ -119,6 +154,7 @@ class LocalIndexer:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._writer = BatchWriter(db)
         self._queue: list[tuple[IndexJob, Future[IndexResult]]] = []
         self._ready = threading.Condition()
         self._closed = False
@@ -138,9 +174,10 @@ class LocalIndexer:
                 while not self._queue and not self._closed:
                     self._ready.wait()
                 if not self._queue:
+                    self._writer.close()
                     return
                 batch, self._queue = self._queue, []
-            results = apply_batch(self.db, [job for job, _ in batch])
+            results = self._writer.apply([job for job, _ in batch])
             for (_, waiting), result in zip(batch, results, strict=True):
                 waiting.set_result(result)
 
@@ -240,7 +277,7 @@ class RemoteIndexer:
         conn: Connection | None = None
         try:
             conn = self._connection()
-            conn.send((job_id, job))
+            conn.send_bytes(_dumps((job_id, job)))
         except (OSError, EOFError) as exc:
             if conn is not None:
                 self._drop(conn)
@@ -252,7 +289,7 @@ class RemoteIndexer:
     def _receive(self, conn: Connection, job_id: int) -> IndexResult:
         try:
             while True:
-                answered_id, result = conn.recv()
+                answered_id, result = pickle.loads(conn.recv_bytes())
                 # An earlier job's result that its thread never read (it failed in between).
                 if answered_id == job_id:
                     return result
@@ -352,6 +389,7 @@ def run_writer(
     # Ctrl-C reaches every process of the terminal: the writer outlives the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     db = Database(db_url, durable_commits=False)
+    writer = BatchWriter(db)
     # A writer that died left its socket file behind.
     Path(address).unlink(missing_ok=True)
     listener = Listener(address, family="AF_UNIX", authkey=authkey)
@@ -393,7 +431,7 @@ def run_writer(
             assert isinstance(conn, Connection)
             try:
                 while conn.poll():
-                    job_id, job = conn.recv()
+                    job_id, job = pickle.loads(conn.recv_bytes())
                     batch.append((conn, job_id, job))
             except (EOFError, OSError):
                 with lock:
@@ -401,7 +439,7 @@ def run_writer(
                 conn.close()
         if not batch:
             continue
-        results = apply_batch(db, [job for _, _, job in batch])
+        results = writer.apply([job for _, _, job in batch])
         if not db.commits_durable:
             now = time.monotonic()
             for result in results:
@@ -409,7 +447,8 @@ def run_writer(
             committed.put(True)
         for (conn, job_id, _), result in zip(batch, results, strict=True):
             with contextlib.suppress(OSError):
-                conn.send((job_id, result))
+                conn.send_bytes(_dumps((job_id, result)))
+    writer.close()
     committed.put(False)
     flusher.join()
     listener.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import hashlib
 import mmap
 import os
@@ -36,6 +37,8 @@ class StorageError(Exception):
 _POWERS = [pow(31, k, 1 << 32) for k in range(256)]
 
 
+# Objects of one series share two of their three path elements.
+@functools.lru_cache(maxsize=1024)
 def uid_hash(value: str) -> str:
     """dcm4che's `{tag,hash}` path element: Java's String.hashCode as 8 hex digits."""
     data = value.encode("ascii", "replace")

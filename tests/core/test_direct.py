@@ -3,7 +3,6 @@ column name, datetimes as SQLAlchemy stores them, errors as SQLAlchemy's excepti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
@@ -12,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 
 from core.db.direct import DirectStatement
 from core.db.engine import Database
-from core.db.migrate import upgrade
 from core.db.models import Patient
 
 _patient = Patient.__table__
@@ -22,14 +20,6 @@ SELECT = DirectStatement(
         _patient.c.patient_id == "P1"
     )
 )
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    upgrade(database.engine)
-    yield database
-    database.dispose()
 
 
 def _values(when: datetime) -> dict[str, object]:
