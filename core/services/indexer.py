@@ -153,7 +153,6 @@ class LocalIndexer:
     was writing the previous batch as the next batch."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db
         self._writer = BatchWriter(db)
         self._queue: list[tuple[IndexJob, Future[IndexResult]]] = []
         self._ready = threading.Condition()
