@@ -13,11 +13,11 @@ from core.db.engine import Database
 from core.events import EventBus
 from core.net.handlers import HANDLERS
 from core.net.server import AssociationLimit, DicomServer, StartupError
-from core.services.context import ServiceContext
+from core.services.context import ServiceContext, configured_storage
 from core.services.indexer import LocalIndexer, RemoteIndexer
 from core.services.recovery import recover
-from core.storage.filesystem import FileStorage, StorageError
-from core.workers import WorkerPool, start_serving
+from core.storage.filesystem import StorageError
+from core.workers import WRITER_STALL_TIMEOUT, WorkerPool, start_serving
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,12 @@ class Archive:
     in worker processes with an index writer process, or with `[network] processes = 0`
     in threads of this process."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, *, writer_stall_timeout: float = WRITER_STALL_TIMEOUT
+    ) -> None:
         self.config = config
+        # How long the index writer process may make no progress before it is replaced.
+        self.writer_stall_timeout = writer_stall_timeout
         self.events = EventBus()
         self.services: ServiceContext | None = None
         self.server: DicomServer | None = None
@@ -39,6 +43,13 @@ class Archive:
     def open(self) -> ServiceContext:
         """Open database (creating or upgrading the schema) and storage, and finish what a
         crash may have left half done. Stored objects are indexed in this process."""
+        # The storage first: a folder that cannot be written stops the start before the
+        # database is created or migrated.
+        storage = configured_storage(self.config)
+        try:
+            storage.open()
+        except StorageError as exc:
+            raise StartupError(str(exc)) from None
         db = Database(self.config.database.url)
         try:
             migrate.upgrade(db.engine)
@@ -46,12 +57,6 @@ class Archive:
             db.dispose()
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise StartupError(f"database {self.config.database.url}: {reason}") from None
-        storage = FileStorage(self.config.storage.id, self.config.storage.path)
-        try:
-            storage.open()
-        except StorageError as exc:
-            db.dispose()
-            raise StartupError(str(exc)) from None
         self.services = ServiceContext(self.config, db, storage, self.events, LocalIndexer(db))
         recover(self.services)
         return self.services
@@ -73,7 +78,7 @@ class Archive:
                 f"database {self.config.database.url} is not at this version's schema: "
                 "start `pacs-console serve` with this version first"
             )
-        storage = FileStorage(self.config.storage.id, self.config.storage.path)
+        storage = configured_storage(self.config)
         if not storage.root.is_dir():
             db.dispose()
             raise StartupError(f"{storage.root}: no storage there (is `serve` using it?)")
@@ -99,7 +104,9 @@ class Archive:
         if workers == 0:
             self._stop_serving = start_serving(services, self.server)
             return
-        self.pool = WorkerPool(self.config, self.server)
+        self.pool = WorkerPool(
+            self.config, self.server, writer_stall_timeout=self.writer_stall_timeout
+        )
         try:
             self.pool.start()
         except RuntimeError as exc:
@@ -112,6 +119,10 @@ class Archive:
     def stop(self, grace: float = 30.0) -> None:
         """Stop serving: finish in-flight operations, release associations, close."""
         if self.pool is not None:
+            if self.services is not None:
+                # This process's connections to the index writer: it waits for all its
+                # clients to close before it stops.
+                self.services.indexer.close()
             self.pool.grace = grace
             self.pool.stop()
         if self._stop_serving is not None:
@@ -119,5 +130,6 @@ class Archive:
         if self.server is not None:
             self.server.close()
         if self.services is not None:
-            self.services.indexer.close()
+            if self.pool is None:
+                self.services.indexer.close()
             self.services.db.dispose()

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ByteSize,
     ConfigDict,
     Field,
     ValidationError,
@@ -89,6 +90,8 @@ class DatabaseConfig(_Section):
 class StorageConfig(_Section):
     id: str = Field(default="fs1", min_length=1, max_length=64)
     path: str = f"{DEFAULT_DATA_DIR}/fs1"
+    # dcm4chee's storage threshold: below this much free space objects are refused.
+    min_free_space: ByteSize = ByteSize(1 << 30)
 
 
 def _default_processes() -> int:

@@ -29,15 +29,17 @@ from core.db.engine import Database
 from core.events import EventBus
 from core.net.handlers import HANDLERS
 from core.net.server import AssociationLimit, DicomServer
-from core.services.context import ServiceContext
-from core.services.indexer import FlushClock, RemoteIndexer, run_writer
+from core.services.context import ServiceContext, configured_storage
+from core.services.indexer import FlushClock, Heartbeat, RemoteIndexer, run_writer
 from core.services.status import StatusBoard, run_dir
-from core.storage.filesystem import FileStorage
 
 log = logging.getLogger("pacs")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 _SPAWN = multiprocessing.get_context("spawn")
 START_TIMEOUT = 60.0
+# An index writer whose loop has not gone round for this long is replaced: a batch waits
+# at most about this long for the database (SQLite's busy timeout is 60 s).
+WRITER_STALL_TIMEOUT = 90.0
 
 
 def _log_setup(level: str) -> None:
@@ -60,11 +62,16 @@ def _on_parent_exit(callback: Callable[[], None]) -> None:
 
 
 def _writer_main(
-    config: Config, address: str, authkey: bytes, clock: FlushClock, ready: Any
+    config: Config,
+    address: str,
+    authkey: bytes,
+    clock: FlushClock,
+    heartbeat: Heartbeat,
+    ready: Any,
 ) -> None:
     _log_setup(config.log.level)
     _on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM))
-    run_writer(config.database.url, address, authkey, clock, ready)
+    run_writer(config.database.url, address, authkey, clock, heartbeat, ready)
 
 
 def _worker_main(
@@ -83,7 +90,7 @@ def _worker_main(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     _on_parent_exit(stop.set)
     db = Database(config.database.url)
-    storage = FileStorage(config.storage.id, config.storage.path)
+    storage = configured_storage(config)
     indexer = RemoteIndexer(address, authkey, clock)
     services = ServiceContext(config, db, storage, EventBus(), indexer)
     server = DicomServer(config, HANDLERS, limit)
@@ -120,10 +127,18 @@ def start_serving(services: ServiceContext, server: DicomServer) -> Callable[[fl
 class WorkerPool:
     """The index writer and the association workers of one archive, supervised."""
 
-    def __init__(self, config: Config, server: DicomServer, grace: float = 30.0) -> None:
+    def __init__(
+        self,
+        config: Config,
+        server: DicomServer,
+        grace: float = 30.0,
+        writer_stall_timeout: float = WRITER_STALL_TIMEOUT,
+    ) -> None:
         self.config = config
         self.server = server
         self.grace = grace
+        self.writer_stall_timeout = writer_stall_timeout
+        self.heartbeat = Heartbeat()
         self.count = config.network.processes
         self._run_dir = Path(tempfile.mkdtemp(prefix="pacs-"))
         # Short path: Unix socket names are limited to about 100 bytes.
@@ -152,7 +167,13 @@ class WorkerPool:
 
     def _writer(self) -> tuple[BaseProcess, Any]:
         return self._spawn(
-            "index-writer", _writer_main, self.config, self.address, self.authkey, self.clock
+            "index-writer",
+            _writer_main,
+            self.config,
+            self.address,
+            self.authkey,
+            self.clock,
+            self.heartbeat,
         )
 
     def _worker(self, n: int) -> tuple[BaseProcess, Any]:
@@ -189,6 +210,15 @@ class WorkerPool:
                 self._stopping.wait(5)
 
     def _replace_dead(self) -> None:
+        silent = self.heartbeat.silent_for
+        if (
+            self.writer is not None
+            and self.writer.is_alive()
+            and silent > self.writer_stall_timeout
+        ):
+            log.error("index writer made no progress for %.0f s; replacing it", silent)
+            self.writer.kill()
+            self.writer.join()
         if self.writer is not None and not self.writer.is_alive():
             log.error("index writer exited with %s; restarting it", self.writer.exitcode)
             self.writer = self._started(*self._writer())

@@ -1,5 +1,12 @@
 """Index columns derived from a level's stored attributes (DICOM JSON), so that ingest and
-edits keep columns and `attrs` in step."""
+edits keep columns and `attrs` in step.
+
+Objects are stored as received, whatever their values; a column takes only what it can
+hold as its type (a value it cannot is left out of it and stays in `attrs`), so that no
+value can make a store fail: numbers outside the 32-bit integer columns, text with NUL
+characters (PostgreSQL refuses them), unpaired surrogates (no encoding has them) or
+longer than an index entry may be.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +16,49 @@ from pydicom.datadict import tag_for_keyword
 
 from core.dicom.attributes import json_text
 
+INT_MIN = -(2**31)
+INT_MAX = 2**31 - 1
+# Longest text kept in a column. PostgreSQL refuses btree entries over about 2700 bytes
+# (a character takes up to 4 in UTF-8, and two columns share the patient ID index); no
+# DICOM value a query matches on is longer than 194 characters (PN, three groups of 64).
+TEXT_MAX = 256
+
+
+def column_text(value: str | None) -> str | None:
+    """`value` as a text column keeps it: without NULs and unencodable characters, cut to
+    TEXT_MAX characters; None when nothing is left."""
+    if not value:
+        return None
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    if "\0" in value:
+        value = value.replace("\0", "")
+    return value[:TEXT_MAX] or None
+
+
+def column_int(value: str | None) -> int | None:
+    """An IS value as an integer column keeps it (a decimal is truncated, as dcm4chee
+    does); None when it is no number or outside the column's 32 bits."""
+    if value is None:
+        return None
+    try:
+        number = int(float(value))
+    except (ValueError, OverflowError):
+        return None
+    return number if INT_MIN <= number <= INT_MAX else None
+
 
 def _get(attrs: dict[str, Any], keyword: str) -> str | None:
-    value = json_text(attrs, int(tag_for_keyword(keyword)))  # type: ignore[arg-type]
-    return value if value not in (None, "") else None
+    return column_text(json_text(attrs, int(tag_for_keyword(keyword))))  # type: ignore[arg-type]
 
 
 def _int(attrs: dict[str, Any], keyword: str) -> int | None:
-    value = _get(attrs, keyword)
-    try:
-        return int(float(value)) if value is not None else None
-    except ValueError:
-        return None
+    return column_int(json_text(attrs, int(tag_for_keyword(keyword))))  # type: ignore[arg-type]
 
 
 def _upper(value: str | None) -> str | None:
-    return value.upper() if value else None
+    # Upper case may be longer ("ß" is "SS").
+    return value.upper()[:TEXT_MAX] if value else None
 
 
 def patient_columns(attrs: dict[str, Any]) -> dict[str, Any]:

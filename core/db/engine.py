@@ -49,6 +49,14 @@ def _sqlite_engine(url: str, durable_commits: bool) -> Engine:
     return engine
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for PostgreSQL or an in-memory database."""
+    if not url.startswith("sqlite"):
+        return None
+    path = make_url(url).database
+    return Path(path) if path and path != ":memory:" else None
+
+
 def make_engine(url: str, durable_commits: bool = True) -> Engine:
     """An engine for the configured database URL (see Database for `durable_commits`)."""
     if url.startswith("sqlite"):
@@ -106,8 +114,7 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
-        path = make_url(url).database if self.is_sqlite else None
-        file = path if path and path != ":memory:" else None
+        file = sqlite_file(url)
         self._wal = f"{file}-wal" if file and not durable_commits else None
         self._write_lock: AbstractContextManager[object] = (
             _WriteLock(f"{file}.lock") if file else threading.Lock()

@@ -3,6 +3,7 @@ conversion to and from DICOM JSON (PS3.18 §F.2), the form kept in the `attrs` c
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 from collections.abc import Iterable
@@ -222,18 +223,26 @@ def _fast_json(elem: Any) -> dict[str, Any] | None:
 
 def element_json(ds: Dataset | Header, tag: int) -> dict[str, Any]:
     """DICOM JSON of one element of `ds`. A value pydicom cannot convert (an IS of "1A")
-    is kept as received, as strings."""
+    is kept as received (see `_as_received`)."""
     elem = ds.get_item(tag)
     fast = _fast_json(elem)
     if fast is not None:
         return fast
     try:
         return ds[tag].to_json_dict(None, 1024)
-    except (ValueError, TypeError, OverflowError):
-        raw = elem.value if isinstance(elem.value, bytes) else str(elem.value).encode()
-        text = raw.decode("latin-1").rstrip(" \0")
-        vr = elem.VR or dictionary_VR(tag)
-        return {"vr": vr, "Value": [v.strip() or None for v in text.split("\\")]}
+    except Exception:
+        return _as_received(elem, tag)
+
+
+def _as_received(elem: Any, tag: int) -> dict[str, Any]:
+    """A value pydicom cannot convert as its VR (an IS of "1A", a US of three bytes),
+    kept as received in a VR that takes any value, so that it reads back: text as UT,
+    binary as OB. (UN would not do: pydicom reads it back as the dictionary's VR.)"""
+    raw = elem.value if isinstance(elem.value, bytes) else str(elem.value).encode()
+    vr = elem.VR or dictionary_VR(tag)
+    if vr in _BINARY or vr in ("AT", "OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UN"):
+        return {"vr": "OB", "InlineBinary": base64.b64encode(raw).decode("ascii")}
+    return {"vr": "UT", "Value": [raw.decode("latin-1").rstrip(" \0")]}
 
 
 def to_json(ds: Dataset | Header, tags: Iterable[int]) -> dict[str, Any]:

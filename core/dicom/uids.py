@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydicom._uid_dict import UID_dictionary
 from pynetdicom import AllStoragePresentationContexts
 
@@ -34,3 +36,13 @@ STORAGE_SOP_CLASSES: frozenset[str] = frozenset(
 TRANSFER_SYNTAXES: frozenset[str] = frozenset(
     uid for uid, (_name, kind, *_rest) in UID_dictionary.items() if kind == "Transfer Syntax"
 )
+
+# PS3.5 §9.1: components of digits separated by single dots, at most 64 characters.
+# Leading zeros in a component are tolerated: old modalities still write them.
+_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+UID_MAX = 64
+
+
+def is_uid(value: str) -> bool:
+    """True when `value` is one UID (no padding, no second value)."""
+    return len(value) <= UID_MAX and _UID.fullmatch(value) is not None

@@ -22,6 +22,7 @@ import os
 import pickle
 import queue
 import signal
+import sqlite3
 import threading
 import time
 import weakref
@@ -40,6 +41,7 @@ from core.services.indexing import IndexJob, IndexResult, Rejected, apply
 log = logging.getLogger(__name__)
 
 PROCESSING_FAILURE = 0x0110
+OUT_OF_RESOURCES = 0xA700
 CONNECT_TIMEOUT = 15.0
 # How often stores waiting for a flush look at the FlushClock, and for how long closing
 # waits for them.
@@ -84,11 +86,37 @@ def _dumps(message: tuple[int, Any]) -> bytes:
     return pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
 
 
+def database_full(exc: BaseException) -> bool:
+    """True when `exc` says the database has no room: SQLite's SQLITE_FULL, PostgreSQL's
+    insufficient resources (class 53: disk full, out of memory)."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, sqlite3.Error):
+        return getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return str(getattr(orig, "sqlstate", "") or "").startswith("53")
+
+
 def _failure(exc: BaseException) -> IndexResult:
+    if database_full(exc):
+        return IndexResult(OUT_OF_RESOURCES, "failed", "Out of resources: database is full")
     detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return IndexResult(
         PROCESSING_FAILURE, "failed", f"Database error: {detail[0] if detail else exc}"
     )
+
+
+def _logged(job: IndexJob, exc: BaseException) -> IndexResult:
+    """The failure of one job, logged in one line (no traceback: the cause is the value or
+    the database, named in the line)."""
+    result = _failure(exc)
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    log.log(
+        logging.WARNING if result.status == OUT_OF_RESOURCES else logging.ERROR,
+        "indexing %s failed: %s: %s",
+        job.sop_iuid,
+        type(getattr(exc, "orig", None) or exc).__name__,
+        detail[0] if detail else "",
+    )
+    return result
 
 
 class BatchWriter:
@@ -114,12 +142,14 @@ class BatchWriter:
             raise
 
     def apply(self, jobs: list[IndexJob]) -> list[IndexResult]:
-        """Apply `jobs` in one transaction; on any failure, each one alone."""
+        """Apply `jobs` in one transaction; on any failure, each one alone. Never raises:
+        a job that fails for any reason fails alone."""
         if len(jobs) > 1:
             try:
                 with self._transaction() as conn:
                     return [apply(conn, job) for job in jobs]
-            except (Rejected, SQLAlchemyError):
+            except Exception:
+                # A rule, the database or a value the driver refuses: find which job.
                 pass
         return [self._apply_alone(job) for job in jobs]
 
@@ -133,11 +163,9 @@ class BatchWriter:
                 return rejected.result
             except IntegrityError as exc:
                 if attempt == 2:
-                    log.error("indexing %s failed: %s", job.sop_iuid, exc)
-                    return _failure(exc)
-            except SQLAlchemyError as exc:
-                log.error("indexing %s failed: %s", job.sop_iuid, exc)
-                return _failure(exc)
+                    return _logged(job, exc)
+            except Exception as exc:
+                return _logged(job, exc)
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -373,15 +401,42 @@ def _flush(db: Database, clock: FlushClock, batches: queue.SimpleQueue[bool]) ->
             time.sleep(max(0.0, started + FLUSH_INTERVAL - time.monotonic()))
 
 
+class Heartbeat:
+    """When the index writer's loop last went round (time.monotonic, shared memory): the
+    loop goes round at least every WRITER_POLL seconds while it makes progress, so its
+    supervisor can tell a writer that hangs from one that works."""
+
+    def __init__(self) -> None:
+        self._value = multiprocessing.get_context("spawn").RawValue("d", time.monotonic())
+
+    def beat(self) -> None:
+        self._value.value = time.monotonic()
+
+    @property
+    def silent_for(self) -> float:
+        """Seconds since the last beat."""
+        return time.monotonic() - self._value.value
+
+
+WRITER_POLL = 0.2
+
+
 def run_writer(
-    db_url: str, address: str, authkey: bytes, clock: FlushClock, ready: Any = None
+    db_url: str,
+    address: str,
+    authkey: bytes,
+    clock: FlushClock,
+    heartbeat: Heartbeat,
+    ready: Any = None,
 ) -> None:
     """The index writer process: accept worker connections and apply whatever jobs are
     waiting on all of them as one batch, until SIGTERM (finishing queued jobs first).
 
     A batch's results are sent once it is committed; on SQLite its log is flushed on
     another thread while the next batches are applied (Database.sync_commits), and the
-    FlushClock says when that is done."""
+    FlushClock says when that is done. A job that fails fails alone (BatchWriter); should
+    anything else go wrong the process exits at once, to be replaced by its supervisor
+    (its workers' waiting stores fail, and take back what was committed for them)."""
     logging.getLogger("pacs").info("index writer started")
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -417,36 +472,29 @@ def run_writer(
     committed.put(True)
     flusher = threading.Thread(target=_flush, args=(db, clock, committed), name="index-flush")
     flusher.start()
+    heartbeat.beat()
     if ready is not None:
         ready.set()
-    while not (stopping.is_set() and not clients):
-        with lock:
-            current = list(clients)
-        batch: list[tuple[Connection, int, IndexJob]] = []
-        for conn in wait([*current, wake_read], timeout=0.2):
-            if conn == wake_read:
-                os.read(wake_read, 4096)
+    try:
+        while not (stopping.is_set() and not clients):
+            heartbeat.beat()
+            with lock:
+                current = list(clients)
+            batch = _receive_batch(current, wake_read, clients, lock)
+            if not batch:
                 continue
-            assert isinstance(conn, Connection)
-            try:
-                while conn.poll():
-                    job_id, job = pickle.loads(conn.recv_bytes())
-                    batch.append((conn, job_id, job))
-            except (EOFError, OSError):
-                with lock:
-                    clients.remove(conn)
-                conn.close()
-        if not batch:
-            continue
-        results = writer.apply([job for _, _, job in batch])
-        if not db.commits_durable:
-            now = time.monotonic()
-            for result in results:
-                result.committed_at = now
-            committed.put(True)
-        for (conn, job_id, _), result in zip(batch, results, strict=True):
-            with contextlib.suppress(OSError):
-                conn.send_bytes(_dumps((job_id, result)))
+            results = writer.apply([job for _, _, job in batch])
+            if not db.commits_durable:
+                now = time.monotonic()
+                for result in results:
+                    result.committed_at = now
+                committed.put(True)
+            for (conn, job_id, _), result in zip(batch, results, strict=True):
+                with contextlib.suppress(OSError):
+                    conn.send_bytes(_dumps((job_id, result)))
+    except Exception:
+        log.critical("index writer failed; exiting to be replaced", exc_info=True)
+        os._exit(1)
     writer.close()
     committed.put(False)
     flusher.join()
@@ -454,3 +502,25 @@ def run_writer(
     os.close(wake_read)
     os.close(wake_write)
     db.dispose()
+
+
+def _receive_batch(
+    current: list[Connection], wake_read: int, clients: list[Connection], lock: threading.Lock
+) -> list[tuple[Connection, int, IndexJob]]:
+    """The jobs waiting on the workers' connections (waiting up to WRITER_POLL seconds for
+    one); connections that closed are dropped from `clients`."""
+    batch: list[tuple[Connection, int, IndexJob]] = []
+    for conn in wait([*current, wake_read], timeout=WRITER_POLL):
+        if conn == wake_read:
+            os.read(wake_read, 4096)
+            continue
+        assert isinstance(conn, Connection)
+        try:
+            while conn.poll():
+                job_id, job = pickle.loads(conn.recv_bytes())
+                batch.append((conn, job_id, job))
+        except (EOFError, OSError):
+            with lock:
+                clients.remove(conn)
+            conn.close()
+    return batch

@@ -23,10 +23,12 @@ from pydicom.filereader import read_file_meta_info
 from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.db.columns import column_text
 from core.db.models import Location
 from core.dicom import attributes as attrs
 from core.dicom.header import Header, parse_header
 from core.dicom.part10 import file_meta
+from core.dicom.uids import is_uid
 from core.events import InstanceStored
 from core.services.context import ServiceContext
 from core.services.indexing import IndexJob, IndexResult, undo
@@ -122,6 +124,8 @@ def _parse(received: Received) -> Parsed | StoreResult:
 
 
 def _identify(ds: Header) -> Parsed | StoreResult:
+    """The four UIDs of a data set. Study, Series and SOP Instance UID are the index's
+    unique keys: each must be one valid UID (not a path, not a list)."""
     uids = {}
     for tag, keyword in (
         (SOP_IUID, "SOPInstanceUID"),
@@ -129,9 +133,19 @@ def _identify(ds: Header) -> Parsed | StoreResult:
         (STUDY_IUID, "StudyInstanceUID"),
         (SERIES_IUID, "SeriesInstanceUID"),
     ):
-        value = attrs.text(ds, tag)
+        try:
+            value = attrs.text(ds, tag)
+        except Exception:
+            value = "(undecodable)"
         if value is None:
             return _missing(tag, keyword)
+        if tag != SOP_CUID and not is_uid(value):
+            return StoreResult(
+                DATASET_DOES_NOT_MATCH,
+                "failed",
+                f"Invalid {keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X}) - {value}",
+                [tag],
+            )
         uids[tag] = value
     return Parsed(ds, uids[SOP_IUID], uids[SOP_CUID], uids[STUDY_IUID], uids[SERIES_IUID])
 
@@ -154,8 +168,9 @@ def _job(h: Parsed, stored: _Stored, now: datetime) -> IndexJob:
         sop_iuid=h.sop_iuid,
         study_iuid=h.study_iuid,
         series_iuid=h.series_iuid,
-        patient_id=attrs.text(ds, PATIENT_ID),
-        issuer=attrs.text(ds, ISSUER),
+        # As the patient columns keep them: the writer finds the patient by these.
+        patient_id=column_text(attrs.text(ds, PATIENT_ID)),
+        issuer=column_text(attrs.text(ds, ISSUER)),
         patient=attrs.to_json(ds, attrs.PATIENT),
         study=attrs.to_json(ds, attrs.STUDY),
         series=attrs.to_json(ds, attrs.SERIES),
@@ -170,12 +185,20 @@ def _job(h: Parsed, stored: _Stored, now: datetime) -> IndexJob:
     )
 
 
+class _LeftToRecovery(Exception):
+    """A failed store whose committed row could not be taken back (the database is out
+    of reach or full): its file and journal entry stay for start-up recovery."""
+
+
 def _index_while_durable(
     services: ServiceContext, placement: Placement, job: IndexJob
 ) -> IndexResult:
-    """Commit the row while the file's data is written and fsynced: the waits overlap.
-    Success needs both; a crash in between leaves the journal entry, and recovery then
-    keeps the row only if the file is whole (core.services.recovery)."""
+    """Commit the row while the file is fsynced: the waits overlap. Its bytes are all
+    written first, so that a full disk (met when writing, not when syncing) fails the
+    store before it has a row. Success needs both; a crash in between leaves the journal
+    entry, and recovery then keeps the row only if the file is whole
+    (core.services.recovery)."""
+    placement.file.finish()
     pending = services.indexer.submit(job)
     try:
         placement.make_durable()
@@ -192,8 +215,17 @@ def _index_while_durable(
 
 
 def _take_back(services: ServiceContext, placement: Placement) -> None:
-    with services.db.write() as session:
-        undo(session.connection(), placement.storage.id, placement.rel_path)
+    try:
+        with services.db.write() as session:
+            undo(session.connection(), placement.storage.id, placement.rel_path)
+    except Exception as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        log.error(
+            "cannot take back the row of %s (%s): left to start-up recovery",
+            placement.rel_path,
+            detail[0] if detail else type(exc).__name__,
+        )
+        raise _LeftToRecovery(str(exc)) from exc
 
 
 def ingest(services: ServiceContext, received: Received) -> StoreResult:
@@ -205,6 +237,7 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
     h = parsed
     now = datetime.now()
     placement: Placement | None = None
+    left = False
     try:
         placement = services.storage.place(
             received.file, layout(now, h.study_iuid, h.series_iuid, h.sop_iuid)
@@ -221,6 +254,9 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
         result = StoreResult(indexed.status, indexed.outcome, indexed.comment, indexed.offending)
     except StorageError as exc:
         indexed, result = None, StoreResult(OUT_OF_RESOURCES, "failed", str(exc))
+    except _LeftToRecovery:
+        indexed, result = None, StoreResult(OUT_OF_RESOURCES, "failed", "Out of resources")
+        left = True
     except Exception as exc:
         log.exception("storing %s failed", h.sop_iuid)
         indexed, result = (
@@ -230,6 +266,8 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
     result.sop_iuid = h.sop_iuid
     if placement is None:
         received.file.discard()
+    elif left:
+        placement.leave()
     elif indexed is not None and result.outcome in ("stored", "replaced"):
         # The journal entry stays, and replaced files too, until the row's commit is
         # durable: until then, start-up recovery would index the file again from it.
@@ -283,17 +321,26 @@ def ingest_encoded(
     return ingest(services, received)
 
 
+@dataclass
+class Reindexed:
+    """What indexing a file again came to: `kept` (stored or replaced), or not kept, for
+    a `problem` (cannot be read or indexed) or for none (a duplicate, or a copy from
+    another source that the duplicate policy ignores)."""
+
+    kept: bool
+    problem: str | None = None
+
+
 def reindex(
     services: ServiceContext,
     rel_path: str,
     path: Path,
     whole: tuple[int, str],
     received_at: float,
-) -> bool:
+) -> Reindexed:
     """Index a placed file again from its content (start-up recovery of a store whose
     row was lost with a commit not yet flushed): its File Meta Information gives the
-    transfer syntax and the calling AE it came from. True when it is kept (stored or
-    replaced); False when it cannot be read or the rules refuse it."""
+    transfer syntax and the calling AE it came from."""
     try:
         meta = read_file_meta_info(path)
         syntax = str(meta.TransferSyntaxUID)
@@ -302,19 +349,17 @@ def reindex(
             head = file.read(IncomingFile.HEAD_BYTES)
         parsed = _identify(parse_header(head, lambda: path, syntax))
     except Exception as exc:
-        log.warning("cannot index %s again: %s", rel_path, exc)
-        return False
+        return Reindexed(False, f"cannot be read: {exc}")
     if isinstance(parsed, StoreResult):
-        log.warning("cannot index %s again: %s", rel_path, parsed.comment)
-        return False
+        return Reindexed(False, parsed.comment or "cannot be read")
     stored = _Stored(services.storage.id, rel_path, whole[0], whole[1], syntax, source)
     job = _job(parsed, stored, datetime.fromtimestamp(received_at))
     indexed = services.indexer.submit(job).result()
-    if indexed.outcome not in ("stored", "replaced"):
-        return False
+    if indexed.status != SUCCESS:
+        return Reindexed(False, f"0x{indexed.status:04X} {indexed.comment or indexed.outcome}")
     if indexed.replaced:
         _purge_replaced(services, indexed.replaced)
-    return True
+    return Reindexed(indexed.outcome in ("stored", "replaced"))
 
 
 def _settle(

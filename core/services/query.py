@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Generic, TypeVar
 
 from pydicom import Dataset
@@ -74,6 +74,7 @@ _ATTRS_LEVEL: dict[int, str] = {
 # -- the query ---------------------------------------------------------------------------
 
 
+@cache
 def _vr(tag: int) -> str:
     try:
         return dictionary_VR(tag).split(" or ")[0]
@@ -258,7 +259,13 @@ def _response(query: Query, row: Any) -> Dataset:
             if level not in stored:
                 stored[level] = attributes.loads(mapping[level])
             entry = stored[level].get(attributes.key(tag))
-        if entry is None or (not entry.get("Value") and "InlineBinary" not in entry):
+        if (
+            entry is None
+            or (not entry.get("Value") and "InlineBinary" not in entry)
+            # Kept as received in another VR (an IS of "1e999" as UT, core.dicom.
+            # attributes): a response carries only values valid for their VR.
+            or entry["vr"] != _vr(tag)
+        ):
             if vr == "SQ":
                 others.append(DataElement(tag, "SQ", []))
             else:

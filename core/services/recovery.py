@@ -23,10 +23,11 @@ def recover(services: ServiceContext) -> None:
     taken back otherwise (the crash came before the file was durable: the peer never got
     Success). A journaled placement without a row whose file is whole (the size and MD5
     its journal entry names) is indexed again, as it was received: the peer may have got
-    Success before the commit of its row was flushed. Anything else is removed. Then the
+    Success before the commit of its row was flushed; if it cannot be indexed, it is moved
+    to the storage's quarantine folder. Anything else is removed. Then the
     files and rows of locations left marked TO_DELETE are removed."""
     storage = services.storage
-    kept = taken_back = reindexed = removed = 0
+    kept = taken_back = reindexed = removed = quarantined = 0
     for entry in storage.pending():
         rel_path, journal = entry.rel_path, entry.journal
         with services.db.read() as session:
@@ -44,9 +45,18 @@ def recover(services: ServiceContext) -> None:
                 undo(session.connection(), storage.id, rel_path)
             taken_back += 1
         elif entry.whole is not None and storage.digest_of(journal) == entry.whole:
-            if reindex(services, rel_path, journal, entry.whole, entry.placed_at):
+            outcome = reindex(services, rel_path, journal, entry.whole, entry.placed_at)
+            if outcome.kept:
                 storage.finish_placement(rel_path, journal)
                 reindexed += 1
+                continue
+            if outcome.problem is not None:
+                # The peer may have been told it is stored: keep it for a person to see.
+                moved = storage.quarantine(rel_path, journal)
+                log.warning(
+                    "cannot index %s again (%s): moved to %s", rel_path, outcome.problem, moved
+                )
+                quarantined += 1
                 continue
             removed += 1
         else:
@@ -63,14 +73,15 @@ def recover(services: ServiceContext) -> None:
     if doomed:
         with services.db.write() as session:
             session.execute(delete(Location).where(Location.pk.in_([r.pk for r in doomed])))
-    if kept or taken_back or reindexed or removed or doomed:
+    if kept or taken_back or reindexed or removed or quarantined or doomed:
         log.warning(
             "recovered after an unclean stop: %d stores completed, %d indexed again (row "
-            "lost), %d taken back (file not durable), %d files removed, %d replaced files "
-            "deleted",
+            "lost), %d taken back (file not durable), %d files removed, %d quarantined, "
+            "%d replaced files deleted",
             kept,
             reindexed,
             taken_back,
             removed,
+            quarantined,
             len(doomed),
         )

@@ -24,13 +24,35 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from core.storage.space import SpaceGuard
+
 TMP = ".tmp"
+# Files that start-up recovery could not index (core.services.recovery).
+QUARANTINE = ".quarantine"
 PART = ".part"
 PLACING = ".placing"
 
 
 class StorageError(Exception):
     """The storage cannot accept or find a file (disk full, permissions, missing file)."""
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "storage is full"
+    return f"storage error: {exc.strerror or exc}"
+
+
+class _Failures:
+    """Turns OSErrors into StorageErrors, telling the space guard of a full disk."""
+
+    def __init__(self, guard: SpaceGuard | None) -> None:
+        self.guard = guard
+
+    def __call__(self, exc: OSError) -> StorageError:
+        if self.guard is not None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            self.guard.disk_full(f"a write failed: {exc.strerror}")
+        return StorageError(_describe(exc))
 
 
 # 31**k mod 2**32: Java's String.hashCode is sum(char * 31**(n-1-i)) in 32 bits.
@@ -126,8 +148,9 @@ class IncomingFile:
 
     HEAD_BYTES = 1 << 16
 
-    def __init__(self, path: Path, direct_io: DirectIO) -> None:
+    def __init__(self, path: Path, direct_io: DirectIO, failures: _Failures | None = None) -> None:
         self.path = path
+        self._failures = failures or _Failures(None)
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
@@ -157,7 +180,7 @@ class IncomingFile:
                 if self._staged == STAGE_BYTES:
                     self._drain(final=False)
         except OSError as exc:
-            raise StorageError(_describe(exc)) from exc
+            raise self._failures(exc) from exc
 
     def finish(self) -> None:
         """Write the bytes still waiting in the buffer: the file then holds everything
@@ -167,7 +190,7 @@ class IncomingFile:
         try:
             self._drain(final=True)
         except OSError as exc:
-            raise StorageError(_describe(exc)) from exc
+            raise self._failures(exc) from exc
         finally:
             _STAGES.give(self._stage)
             self._stage = None
@@ -255,26 +278,24 @@ class IncomingFile:
             self.finish()
             os.fsync(self._fd)
         except OSError as exc:
-            raise StorageError(_describe(exc)) from exc
+            raise self._failures(exc) from exc
         finally:
             os.close(self._fd)
             self._fd = None
 
-    def discard(self) -> None:
-        """Close (if open) and delete the file; never raises."""
+    def close(self) -> None:
+        """Close (if open), keeping the file as it is; never raises."""
         if self._stage is not None:
             _STAGES.give(self._stage)
             self._stage = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def discard(self) -> None:
+        """Close (if open) and delete the file; never raises."""
+        self.close()
         self.path.unlink(missing_ok=True)
-
-
-def _describe(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "storage is full"
-    return f"storage error: {exc.strerror or exc}"
 
 
 @dataclass
@@ -308,11 +329,17 @@ class Placement:
             for folder in self.created:
                 _fsync_dir(folder)
         except OSError as exc:
-            raise StorageError(_describe(exc)) from exc
+            raise self.storage.failures(exc) from exc
 
     def confirm(self) -> None:
         """The row's commit is durable: drop the journal entry."""
         self.journal.unlink(missing_ok=True)
+
+    def leave(self) -> None:
+        """Neither kept nor revoked (its row could not be taken back): the file and its
+        journal entry stay for start-up recovery, which keeps the row only if the file
+        is whole."""
+        self.file.close()
 
     def revoke(self) -> None:
         """The row was not committed: remove the file and the journal entry."""
@@ -324,11 +351,13 @@ class Placement:
 class FileStorage:
     """Files of one storage system (dcm4chee's `fs1`) under a root folder."""
 
-    def __init__(self, storage_id: str, root: str | Path) -> None:
+    def __init__(self, storage_id: str, root: str | Path, guard: SpaceGuard | None = None) -> None:
         self.id = storage_id
         self.root = Path(root)
         self.tmp = self.root / TMP
         self.direct_io = DirectIO()
+        self.guard = guard
+        self.failures = _Failures(guard)
 
     def open(self) -> None:
         """Create the folders if needed and check that they are writable."""
@@ -342,11 +371,17 @@ class FileStorage:
             raise StorageError(f"{self.root}: storage folder is not writable")
 
     def incoming(self) -> IncomingFile:
-        """A new temporary file for an object being received."""
+        """A new temporary file for an object being received; refused (StorageError)
+        while the space guard says there is too little free space."""
+        refused = self.guard.check() if self.guard is not None else None
+        if refused is not None:
+            raise StorageError(refused)
         try:
-            return IncomingFile(self.tmp / f"{uuid.uuid4().hex}{PART}", self.direct_io)
+            return IncomingFile(
+                self.tmp / f"{uuid.uuid4().hex}{PART}", self.direct_io, self.failures
+            )
         except OSError as exc:
-            raise StorageError(_describe(exc)) from exc
+            raise self.failures(exc) from exc
 
     def place(self, incoming: IncomingFile, rel_path: str) -> Placement:
         """Give a received file its final path (`rel_path`, or `rel_path-N` when taken)
@@ -370,7 +405,7 @@ class FileStorage:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise StorageError(_describe(exc)) from exc
+                raise self.failures(exc) from exc
             return Placement(self, candidate, journal, incoming, created)
         raise StorageError(f"no free file name for {rel_path}")
 
@@ -435,6 +470,23 @@ class FileStorage:
         if final.exists() and os.path.samefile(journal, final):
             self.delete(rel_path)
         journal.unlink(missing_ok=True)
+
+    def quarantine(self, rel_path: str, journal: Path) -> Path:
+        """Move a pending placement that cannot be indexed aside, out of the layout, to
+        `.quarantine/` (named after its final path); returns where it went."""
+        final = self.root / rel_path
+        if final.exists() and os.path.samefile(journal, final):
+            self.delete(rel_path)
+        folder = self.root / QUARANTINE
+        folder.mkdir(exist_ok=True)
+        name = rel_path.replace("/", "~")
+        target = folder / f"{name}.dcm"
+        n = 0
+        while target.exists():
+            n += 1
+            target = folder / f"{name}-{n}.dcm"
+        os.rename(journal, target)
+        return target
 
     @staticmethod
     def digest_of(path: Path) -> tuple[int, str]:

@@ -40,6 +40,7 @@ from core.services.status import RUN
 from core.storage.filesystem import (
     ALIGN,
     DIRECT_FROM,
+    QUARANTINE,
     STAGE_BYTES,
     TMP,
     IncomingFile,
@@ -103,8 +104,9 @@ def assert_files_match_index(db_url: str, root: Path | str, storage_id: str = "f
     files = {
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
-        # .tmp is checked below; .run holds the serving processes' status files.
-        if p.is_file() and p.relative_to(root).parts[0] not in (TMP, RUN)
+        # .tmp is checked below; .run holds the serving processes' status files;
+        # .quarantine what recovery could not index (not in the index by design).
+        if p.is_file() and p.relative_to(root).parts[0] not in (TMP, RUN, QUARANTINE)
     }
     assert files == {row.storage_path for row in rows}
     assert list((root / TMP).iterdir()) == []
@@ -302,13 +304,15 @@ def test_crash_after_placing_before_commit_removes_what_is_no_object(
     opened: ServiceContext,
 ) -> None:
     """Killed after the file got its final name but before its row was committed, and
-    the file is whole but no data set: it cannot be indexed again, so the file and its
-    journal entry go."""
+    the file is whole but no data set: it cannot be indexed again, so it leaves the
+    layout for the quarantine folder, with its journal entry."""
     placement = placed(opened, b"placed, never indexed")
     assert opened.storage.path(placement.rel_path).exists()
     recovered(opened)
     assert not opened.storage.path(placement.rel_path).exists()
     assert location_paths(opened) == []
+    quarantined = list((opened.storage.root / QUARANTINE).iterdir())
+    assert [p.read_bytes() for p in quarantined] == [b"placed, never indexed"]
 
 
 def part10(ds: Dataset, source_aet: str) -> bytes:
