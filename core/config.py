@@ -106,6 +106,8 @@ class NetworkConfig(_Section):
     acse_timeout: float = Field(default=30.0, gt=0)
     dimse_timeout: float = Field(default=60.0, gt=0)
     idle_timeout: float = Field(default=300.0, gt=0)
+    # Connections of one serving process still to send their A-ASSOCIATE-RQ.
+    max_pending_connections: int = Field(default=200, ge=1, le=100000)
     connect_timeout: float = Field(default=10.0, gt=0)
 
 

@@ -34,7 +34,9 @@ from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from sqlalchemy import Boolean, ColumnElement, String, and_, exists, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import operators
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from core.config import View
@@ -90,6 +92,26 @@ def _compile_like(element: Wildcard, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(Wildcard, "sqlite")
 def _compile_glob(element: Wildcard, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(element.expr.op("GLOB", is_comparison=True)(element.glob), **kw)
+
+
+class _Group(ColumnElement[bool]):
+    """A condition in parentheses that or_() and and_() keep as one term (they flatten
+    nested ORs, even grouped ones, back into one run)."""
+
+    __visit_name__ = "dicom_group"
+    inherit_cache = True
+    _traverse_internals: ClassVar[list[tuple[str, InternalTraversal]]] = [
+        ("inner", InternalTraversal.dp_clauseelement),
+    ]
+    type = Boolean()
+
+    def __init__(self, inner: ColumnElement[bool]) -> None:
+        self.inner = inner
+
+
+@compiles(_Group)
+def _compile_group(element: _Group, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.inner, **kw)})"
 
 
 def _like_pattern(pattern: str) -> str:
@@ -315,6 +337,35 @@ def _in_study(tag: int, condition: ColumnElement[bool], view: View) -> ColumnEle
     return exists(inner.correlate(_study))
 
 
+# Alternatives ORed in one run: SQLite parses `a OR b OR c...` into a tree as deep as
+# the run is long, and refuses depths over 1000.
+_OR_RUN = 64
+
+
+def _any_of(
+    column: ColumnElement[Any], alternatives: list[ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """Any of `alternatives` (a list of values of one key): the single values compared
+    with `column` as one IN, the others ORed in nested groups, so that a list of a
+    thousand values stays a shallow expression."""
+
+    def single(a: ColumnElement[bool]) -> bool:
+        return isinstance(a, BinaryExpression) and a.operator is operators.eq and a.left is column
+
+    equal = [a for a in alternatives if single(a)]
+    if len(equal) > 1:
+        values = [a.right.effective_value for a in equal]  # type: ignore[attr-defined]
+        alternatives = [*(a for a in alternatives if not single(a)), column.in_(values)]
+
+    def grouped(items: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+        if len(items) <= _OR_RUN:
+            return or_(*items) if len(items) > 1 else items[0]
+        middle = len(items) // 2
+        return or_(_Group(grouped(items[:middle])), _Group(grouped(items[middle:])))
+
+    return grouped(alternatives)
+
+
 def key_condition(tag: int, value: str, view: View = View.REGULAR) -> ColumnElement[bool] | None:
     """The condition of one matching key (None: universal matching or not a matching key).
     Raises MatchingError for a value that cannot be matched."""
@@ -334,7 +385,7 @@ def key_condition(tag: int, value: str, view: View = View.REGULAR) -> ColumnElem
             raise MatchingError(tag, value) from None
         if any(a is None for a in alternatives):
             return None
-        condition = or_(*alternatives) if len(alternatives) > 1 else alternatives[0]
+        condition = _any_of(key.column, alternatives)  # type: ignore[arg-type]
     if tag in (MODALITIES_IN_STUDY, SOP_CLASSES_IN_STUDY):
         assert condition is not None
         return _in_study(tag, condition, view)

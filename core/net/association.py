@@ -18,9 +18,14 @@ from dataclasses import dataclass, field
 
 from core.net import dimse, pdu
 
-# Peers may exceed the maximum length we advertise (max_pdu_length is at most 64 MiB);
-# never buffer a PDU larger than this from a misbehaving one.
-HARD_PDU_LIMIT = 64 * 1024 * 1024
+# A P-DATA-TF PDU may be as long as the maximum this side announced (PS3.8 Annex D.1),
+# and is refused before anything is buffered if longer: a peer cannot make the archive
+# hold more than that per association. Other PDUs are small (an A-ASSOCIATE-AC with 128
+# presentation contexts is about 5 KB).
+OTHER_PDU_LIMIT = 64 * 1024
+# A command set is a few hundred bytes; identifiers (queries, retrieves) are small.
+COMMAND_LIMIT = 64 * 1024
+DATASET_LIMIT = 16 * 1024 * 1024
 # Used for sending when the peer advertises "no limit" (0).
 UNLIMITED_SEND = 1024 * 1024
 _PDV = struct.Struct(">LBB")
@@ -40,6 +45,11 @@ class PeerAborted(AssociationClosed):
 
 class ConnectionLost(AssociationClosed):
     """The connection closed or timed out, or the peer broke the protocol (we aborted)."""
+
+
+class DataSetTooLarge(Exception):
+    """A data set held in memory (an identifier) was longer than DATASET_LIMIT; it was
+    read to its end and dropped, so the association can go on with a failure status."""
 
 
 @dataclass
@@ -97,7 +107,10 @@ class Association:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _recv_into(self, view: memoryview) -> None:
+    def _recv_into(self, view: memoryview, deadline: float | None = None) -> None:
+        """Fill `view`; each wait is bounded by the socket's timeout and, when the peer
+        sends in pieces, the whole by `deadline` (time.monotonic): a byte now and then
+        does not keep a PDU coming forever."""
         while view:
             try:
                 n = self.sock.recv_into(view)
@@ -111,21 +124,27 @@ class Association:
                 self._close()
                 raise ConnectionLost("connection closed by the peer")
             view = view[n:]
+            if view and deadline is not None and time.monotonic() > deadline:
+                self.abort()
+                raise ConnectionLost("PDU not received within the timeout")
 
     def read_pdu(self, timeout: float | None = None) -> tuple[int, memoryview]:
         """Read one whole PDU: (type, body). The body lives in a buffer reused by the next
-        read: whoever needs it longer copies it."""
-        self._set_timeout(timeout if timeout is not None else self.dimse_timeout)
+        read: whoever needs it longer copies it. A PDU longer than this side's maximum
+        is refused (A-ABORT) before its body is read."""
+        wait = timeout if timeout is not None else self.dimse_timeout
+        self._set_timeout(wait)
         self._recv_into(memoryview(self._header))
         pdu_type, length = pdu.parse_header(self._header)
-        if length > HARD_PDU_LIMIT:
+        limit = self.max_pdu if pdu_type == pdu.P_DATA_TF else OTHER_PDU_LIMIT
+        if length > limit:
             self.abort(pdu.ABORT_INVALID_PDU_PARAMETER)
-            raise ConnectionLost(f"PDU of {length} bytes exceeds the limit")
+            raise ConnectionLost(f"PDU of {length} bytes, more than the maximum of {limit}")
         if length > len(self._buffer):
             # A new buffer, not a resize: views of the old one may still be referenced.
             self._buffer = bytearray(length)
         body = memoryview(self._buffer)[:length]
-        self._recv_into(body)
+        self._recv_into(body, time.monotonic() + wait)
         return pdu_type, body
 
     def _fill(self) -> None:
@@ -175,6 +194,9 @@ class Association:
             raw += data
             if control & 0x02:
                 break
+            if len(raw) > COMMAND_LIMIT:
+                self.abort(pdu.ABORT_INVALID_PDU_PARAMETER)
+                raise ConnectionLost(f"command set longer than {COMMAND_LIMIT} bytes")
         if ctx_id not in self.contexts:
             self.abort(pdu.ABORT_INVALID_PDU_PARAMETER)
             raise ConnectionLost(f"command on presentation context {ctx_id}, not accepted")
@@ -199,9 +221,23 @@ class Association:
                 return total
 
     def receive_dataset(self) -> bytes:
-        """The following data set, assembled in memory (identifiers, small objects)."""
+        """The following data set, assembled in memory (identifiers, small objects).
+        Raises DataSetTooLarge past DATASET_LIMIT bytes, having read the rest."""
         buf = bytearray()
-        self.receive_data(buf.extend)
+
+        dropped = False
+
+        def keep(fragment: memoryview) -> None:
+            nonlocal dropped
+            if dropped or len(buf) + len(fragment) > DATASET_LIMIT:
+                buf.clear()
+                dropped = True
+            else:
+                buf.extend(fragment)
+
+        self.receive_data(keep)
+        if dropped:
+            raise DataSetTooLarge(f"data set longer than {DATASET_LIMIT >> 20} MiB")
         return bytes(buf)
 
     def poll_command(self) -> tuple[int, dimse.Command] | None:

@@ -16,7 +16,7 @@ from core.db.matching import MatchingError
 from core.dicom.codec import decode_identifier, encode_identifier
 from core.events import QueryAnswered
 from core.net import dimse
-from core.net.association import AssociationClosed
+from core.net.association import AssociationClosed, DataSetTooLarge
 from core.net.contexts import FIND_MODELS
 from core.net.server import Request
 from core.services.identifier import IdentifierError
@@ -34,7 +34,10 @@ UNABLE_TO_PROCESS = 0xC001
 
 def handle_find(request: Request) -> int:
     """Answer a C-FIND-RQ: Pending responses with the matches, then the final status."""
-    raw = request.assoc.receive_dataset() if request.command.has_dataset else None
+    try:
+        raw = request.assoc.receive_dataset() if request.command.has_dataset else None
+    except DataSetTooLarge as exc:
+        return _failed(request, CANNOT_UNDERSTAND, f"Identifier: {exc}")
     try:
         return _find(request, raw)
     except AssociationClosed:

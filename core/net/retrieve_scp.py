@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.dicom.codec import decode_identifier, encode_identifier
 from core.net import dimse
-from core.net.association import AssociationClosed, ConnectionLost
+from core.net.association import AssociationClosed, ConnectionLost, DataSetTooLarge
 from core.net.server import Request
 from core.net.store_scu import PROCESSING_FAILURE, Outcome, StoreSCU
 from core.services.identifier import IDENTIFIER_DOES_NOT_MATCH, IdentifierError, validate
@@ -73,7 +73,10 @@ class Retrieve:
     def identifier(self, models: dict[str, str]) -> tuple[str, str, Dataset]:
         """Read and validate the request's identifier: (model, level, identifier)."""
         request = self.request
-        raw = request.assoc.receive_dataset() if request.command.has_dataset else b""
+        try:
+            raw = request.assoc.receive_dataset() if request.command.has_dataset else b""
+        except DataSetTooLarge as exc:
+            raise RetrieveFailure(IDENTIFIER_DOES_NOT_MATCH, f"Identifier: {exc}") from None
         model = models.get(request.ctx.abstract_syntax)
         if model is None:
             raise RetrieveFailure(

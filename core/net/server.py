@@ -6,12 +6,10 @@ the called AE title selects the AE) and one thread per association.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import itertools
 import logging
 import multiprocessing
-import select
 import socket
 import threading
 import time
@@ -32,6 +30,7 @@ from core.net.association import (
 from core.net.association import (
     AssociationClosed as Closed,
 )
+from core.net.reception import Reception, Rejection
 from core.services.context import ServiceContext
 
 log = logging.getLogger("pacs.assoc")
@@ -183,39 +182,56 @@ class DicomServer:
     def start(self, services: ServiceContext) -> None:
         """Accept associations in background threads, served with `services`."""
         self.services = services
-        for sock, aes in self._listeners:
-            t = threading.Thread(
-                target=self._accept_loop, args=(sock, aes), name=f"listen-{sock.getsockname()[1]}"
-            )
-            t.start()
-            self._threads.append(t)
+        reception = Reception(self)
+        t = threading.Thread(target=reception.run, name="reception")
+        t.start()
+        self._threads.append(t)
 
-    def _accept_loop(self, sock: socket.socket, aes: list[AEConfig]) -> None:
-        sock.setblocking(False)
-        while not self._stopping.is_set():
-            ready, _, _ = select.select([sock], [], [], 0.5)
-            if not ready:
-                continue
-            if self.limit.busier_than_others():
-                # Several worker processes wait on this socket: leave the connection a
-                # moment to a less busy one, then take it if it is still waiting.
-                time.sleep(0.003)
-            try:
-                conn, addr = sock.accept()
-            except BlockingIOError:
-                continue  # another worker took it
-            except OSError:
-                if self._stopping.is_set():
-                    return
-                log.exception("accept failed")
-                time.sleep(0.1)
-                continue
-            self.limit.connected(+1)
-            session = _Session(self, conn, addr, aes, next(self._ids))
-            t = threading.Thread(target=session.run, name=f"assoc-{session.id}", daemon=True)
-            with self._lock:
-                self._sessions[session.id] = session
-            t.start()
+    @property
+    def listening(self) -> list[tuple[socket.socket, list[AEConfig]]]:
+        """The listening sockets and the AEs each serves."""
+        return list(self._listeners)
+
+    @property
+    def stopping(self) -> threading.Event:
+        """Set once `stop` was called."""
+        return self._stopping
+
+    def decide(
+        self, rq: pdu.Associate, aes: list[AEConfig], addr: tuple[str, int]
+    ) -> AEConfig | Rejection:
+        """The archive AE that accepts an A-ASSOCIATE-RQ that came to a port serving
+        `aes` (its association now counted against the maximum), or the rejection,
+        logged in one line."""
+        ae = next((a for a in aes if a.title == rq.called_ae), None)
+        permanent = pdu.RJ_PERMANENT
+        if not rq.protocol_version & 1:
+            why = "protocol version not supported"
+            answer = (permanent, pdu.RJ_SOURCE_ACSE, pdu.RJ_PROTOCOL_VERSION_NOT_SUPPORTED)
+        elif rq.application_context != pdu.APPLICATION_CONTEXT:
+            why = f"application context {rq.application_context} not supported"
+            answer = (permanent, pdu.RJ_SOURCE_USER, pdu.RJ_APPLICATION_CONTEXT_NOT_SUPPORTED)
+        elif ae is None:
+            why = f"called AE title {rq.called_ae!r} not recognised"
+            answer = (permanent, pdu.RJ_SOURCE_USER, pdu.RJ_CALLED_AE_NOT_RECOGNIZED)
+        elif not self.limit.acquire():
+            why = f"maximum of {self.limit.maximum} associations reached"
+            answer = (pdu.RJ_TRANSIENT, pdu.RJ_SOURCE_PRESENTATION, pdu.RJ_LOCAL_LIMIT_EXCEEDED)
+        else:
+            return ae
+        log.warning(
+            "%s@%s:%d -> %s: association rejected: %s", rq.calling_ae, *addr, rq.called_ae, why
+        )
+        return Rejection(*answer)
+
+    def hand_over(
+        self, conn: socket.socket, addr: tuple[str, int], ae: AEConfig, rq: pdu.Associate
+    ) -> None:
+        """Serve an accepted request (counted by `decide`) on a thread of its own."""
+        session = _Session(self, conn, addr, ae, rq, next(self._ids))
+        with self._lock:
+            self._sessions[session.id] = session
+        threading.Thread(target=session.run, name=f"assoc-{session.id}", daemon=True).start()
 
     @property
     def events(self) -> EventBus:
@@ -256,24 +272,30 @@ class DicomServer:
 
 
 class _Session:
-    """One accepted connection: negotiation, then the DIMSE loop."""
+    """One accepted association: the A-ASSOCIATE-AC, then the DIMSE loop."""
 
     def __init__(
-        self, server: DicomServer, conn: socket.socket, addr: tuple, aes: list[AEConfig], n: int
+        self,
+        server: DicomServer,
+        conn: socket.socket,
+        addr: tuple[str, int],
+        ae: AEConfig,
+        rq: pdu.Associate,
+        n: int,
     ) -> None:
         self.server = server
         self.conn = conn
-        self.addr = (addr[0], addr[1])
-        self.aes = aes
+        self.addr = addr
+        self.ae = ae
+        self.rq = rq
         self.id = n
         self.info: AssociationInfo | None = None
         self.assoc: Association | None = None
-        self.counted = False
 
     def run(self) -> None:
         outcome = "closed"
         try:
-            if not self._negotiate():
+            if not self._accept():
                 return
             outcome = self._serve()
         except Exception:
@@ -284,8 +306,7 @@ class _Session:
         finally:
             if self.assoc is None:
                 self.conn.close()
-            if self.counted:
-                self.server.limit.release()
+            self.server.limit.release()
             self.server.limit.connected(-1)
             self.server._finished(self)
             if self.info is not None:
@@ -302,69 +323,16 @@ class _Session:
                 )
                 self.server.events.publish(AssociationClosed(self.info, outcome))
 
-    def _reject(
-        self, rq: pdu.Associate | None, result: int, source: int, reason: int, why: str
-    ) -> bool:
-        calling = rq.calling_ae if rq else "?"
-        called = rq.called_ae if rq else "?"
-        log.warning("%s@%s:%d -> %s: association rejected: %s", calling, *self.addr, called, why)
-        with contextlib.suppress(OSError):
-            self.conn.sendall(pdu.encode_reject(result, source, reason))
-        return False
-
-    def _negotiate(self) -> bool:
+    def _accept(self) -> bool:
         net = self.server.network
-        self.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.conn.settimeout(net.acse_timeout)
-        try:
-            head = _recv_exact(self.conn, 6)
-            pdu_type, length = pdu.parse_header(head)
-            if pdu_type != pdu.A_ASSOCIATE_RQ or length > 1024 * 1024:
-                log.warning(
-                    "%s:%d: not an A-ASSOCIATE-RQ (PDU type 0x%02X); closed", *self.addr, pdu_type
-                )
-                return False
-            rq = pdu.decode_associate(_recv_exact(self.conn, length))
-        except (OSError, ConnectionError, pdu.PDUError) as exc:
-            log.warning("%s:%d: no valid association request: %s", *self.addr, exc)
-            return False
-        if not rq.protocol_version & 1:
-            return self._reject(
-                rq, pdu.RJ_PERMANENT, pdu.RJ_SOURCE_ACSE, 2, "protocol version not supported"
-            )
-        if rq.application_context != pdu.APPLICATION_CONTEXT:
-            return self._reject(
-                rq,
-                pdu.RJ_PERMANENT,
-                pdu.RJ_SOURCE_USER,
-                pdu.RJ_APPLICATION_CONTEXT_NOT_SUPPORTED,
-                f"application context {rq.application_context} not supported",
-            )
-        ae = next((a for a in self.aes if a.title == rq.called_ae), None)
-        if ae is None:
-            return self._reject(
-                rq,
-                pdu.RJ_PERMANENT,
-                pdu.RJ_SOURCE_USER,
-                pdu.RJ_CALLED_AE_NOT_RECOGNIZED,
-                f"called AE title {rq.called_ae!r} not recognised",
-            )
-        if not self.server.limit.acquire():
-            return self._reject(
-                rq,
-                pdu.RJ_TRANSIENT,
-                pdu.RJ_SOURCE_PRESENTATION,
-                pdu.RJ_LOCAL_LIMIT_EXCEEDED,
-                f"maximum of {self.server.limit.maximum} associations reached",
-            )
-        self.counted = True
+        rq, ae = self.rq, self.ae
         ac, accepted = contexts.negotiate(rq, ae, net.max_pdu_length)
         try:
+            self.conn.settimeout(net.acse_timeout)
             self.conn.sendall(pdu.encode_associate(ac, pdu.A_ASSOCIATE_AC))
         except OSError as exc:
             log.warning("%s:%d: cannot answer association: %s", *self.addr, exc)
             return False
-        self.ae = ae
         self.assoc = Association(
             sock=self.conn,
             local_ae=ae.title,
@@ -451,14 +419,3 @@ class _Session:
         assert self.server.services is not None
         request = Request(assoc, self.ae, ctx, command, self.server.services, self.info)
         return handler(request)
-
-
-def _recv_exact(conn: socket.socket, n: int) -> bytes:
-    buf = bytearray(n)
-    view = memoryview(buf)
-    while view:
-        got = conn.recv_into(view)
-        if not got:
-            raise ConnectionError("connection closed during association request")
-        view = view[got:]
-    return bytes(buf)

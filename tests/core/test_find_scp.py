@@ -489,3 +489,40 @@ def stored_views(make_config: Callable[..., Config]) -> Iterator[tuple[int, Corp
         yield port, data
     finally:
         arc.stop(grace=5)
+
+
+def test_long_value_lists_are_answered(assoc) -> None:
+    """Value lists of a thousand values (modalities, wildcard names, accession numbers)
+    and of five thousand UIDs are matched, not failed: SQLite refuses expressions nested
+    more than 1000 deep, which a plain OR of the values would be."""
+    fillers = [f"X{n:03d}" for n in range(999)]
+    status, matches, final = c_find(
+        assoc,
+        query(
+            QueryRetrieveLevel="STUDY",
+            StudyInstanceUID=None,
+            ModalitiesInStudy="\\".join([*fillers, "CR"]),
+        ),
+    )
+    assert (status, final.get("ErrorComment")) == (0x0000, None)
+    assert _uids(matches, "StudyInstanceUID") == {STUDY_D}
+
+    names = "\\".join([*(f"NOBODY{n}*" for n in range(999)), "DOE*"])
+    status, matches, _ = c_find(
+        assoc, query(QueryRetrieveLevel="STUDY", StudyInstanceUID=None, PatientName=names)
+    )
+    assert status == 0x0000
+    assert _uids(matches, "StudyInstanceUID") == {STUDY_A, STUDY_B}
+
+    accessions = "\\".join([*fillers, "ACC_2", "ACC-1"])
+    status, matches, _ = c_find(
+        assoc,
+        query(QueryRetrieveLevel="STUDY", StudyInstanceUID=None, AccessionNumber=accessions),
+    )
+    assert status == 0x0000
+    assert _uids(matches, "StudyInstanceUID") == {STUDY_A, STUDY_B}
+
+    uids = "\\".join([*(f"1.2.3.{n}" for n in range(4999)), STUDY_C])
+    status, matches, _ = c_find(assoc, query(QueryRetrieveLevel="STUDY", StudyInstanceUID=uids))
+    assert status == 0x0000
+    assert _uids(matches, "StudyInstanceUID") == {STUDY_C}

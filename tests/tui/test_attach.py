@@ -48,9 +48,9 @@ def served(serve: Serve, tmp_path: Path) -> Served:
     ae.add_requested_context(CTImageStorage)
     assoc = nodelay(ae.associate("127.0.0.1", port, ae_title="DCM4CHEE"))
     assert assoc.is_established
-    study = generate_uid()
+    study, series = generate_uid(), generate_uid()
     for i in range(3):
-        ds = dicomgen.ct(study, f"{study}.1", PatientID="ATT-1", PatientName="Attach^Ann", seed=i)
+        ds = dicomgen.ct(study, series, PatientID="ATT-1", PatientName="Attach^Ann", seed=i)
         assert assoc.send_c_store(ds).Status == 0
     assoc.release()
     running.study = study  # type: ignore[attr-defined]
