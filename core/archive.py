@@ -16,6 +16,7 @@ from core.net.server import AssociationLimit, DicomServer, StartupError
 from core.services.context import ServiceContext, configured_storage
 from core.services.indexer import LocalIndexer, RemoteIndexer
 from core.services.recovery import recover
+from core.services.status import remove_stale, run_dir
 from core.storage.filesystem import StorageError
 from core.workers import WRITER_STALL_TIMEOUT, WorkerPool, start_serving
 
@@ -100,6 +101,9 @@ class Archive:
             raise
         if self.server is None:
             return
+        stale = remove_stale(run_dir(self.config.storage.path))
+        if stale:
+            log.info("removed %d status files of serving processes that are gone", stale)
         self.server.listen()
         if workers == 0:
             self._stop_serving = start_serving(services, self.server)

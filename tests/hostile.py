@@ -98,7 +98,8 @@ class Hostile:
         if SOP_INSTANCE in self.overrides:
             sop_uid = self.overrides[SOP_INSTANCE][1].decode("latin-1").rstrip("\0 ")
         path = folder / f"{self.name}.dcm"
-        meta = file_meta(CTImageStorage, sop_uid, ExplicitVRLittleEndian, "HOSTILE")
+        # A single value in the meta: a sender reads it as the Affected SOP Instance UID.
+        meta = file_meta(CTImageStorage, sop_uid.split("\\")[0], ExplicitVRLittleEndian, "HOSTILE")
         path.write_bytes(meta + data)
         return path, sop_uid
 

@@ -149,6 +149,25 @@ def test_serve_refuses_an_unreachable_database(tmp_path: Path) -> None:
     assert port_is_free(port)
 
 
+def test_serve_refuses_a_storage_folder_it_cannot_create_before_touching_the_database(
+    tmp_path: Path,
+) -> None:
+    """A storage path below a regular file: exit 2, one line naming the folder, printed
+    before anything of the database (no migration lines, no database file created)."""
+    port = free_port()
+    (tmp_path / "not-a-folder").write_text("")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "archive.db"}"\n'
+        f'[storage]\npath = "{tmp_path / "not-a-folder" / "fs1"}"\n'
+        f"[[ae]]\ntitle = 'DCM4CHEE'\nhost = '127.0.0.1'\nport = {port}\n"
+    )
+    result = pacs_console("serve", "--config", str(config), cwd=tmp_path)
+    assert_refused(result, str(tmp_path / "not-a-folder" / "fs1"), "cannot create")
+    assert not (tmp_path / "archive.db").exists()
+    assert port_is_free(port)
+
+
 def test_serve_without_config_uses_the_embedded_defaults(
     tmp_path: Path, bind_localhost: Path
 ) -> None:

@@ -104,19 +104,9 @@ def _failure(exc: BaseException) -> IndexResult:
     )
 
 
-def _logged(job: IndexJob, exc: BaseException) -> IndexResult:
-    """The failure of one job, logged in one line (no traceback: the cause is the value or
-    the database, named in the line)."""
-    result = _failure(exc)
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    log.log(
-        logging.WARNING if result.status == OUT_OF_RESOURCES else logging.ERROR,
-        "indexing %s failed: %s: %s",
-        job.sop_iuid,
-        type(getattr(exc, "orig", None) or exc).__name__,
-        detail[0] if detail else "",
-    )
-    return result
+def _detail(exc: BaseException) -> str:
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(getattr(exc, 'orig', None) or exc).__name__}: {lines[0] if lines else ''}"
 
 
 class BatchWriter:
@@ -127,6 +117,8 @@ class BatchWriter:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._conn: SAConnection | None = None
+        # A full database fails every store until it has room: said once, not per store.
+        self._full = False
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[SAConnection]:
@@ -147,25 +139,46 @@ class BatchWriter:
         if len(jobs) > 1:
             try:
                 with self._transaction() as conn:
-                    return [apply(conn, job) for job in jobs]
+                    results = [apply(conn, job) for job in jobs]
+                self._has_room()
+                return results
             except Exception:
                 # A rule, the database or a value the driver refuses: find which job.
                 pass
         return [self._apply_alone(job) for job in jobs]
+
+    def _has_room(self) -> None:
+        if self._full:
+            self._full = False
+            log.warning("the database has room again: stores are indexed")
+
+    def _failed(self, job: IndexJob, exc: BaseException) -> IndexResult:
+        """The failure of one job, logged in one line (no traceback: the cause is the
+        value or the database, named in the line); a full database once until it has
+        room again."""
+        result = _failure(exc)
+        if result.status != OUT_OF_RESOURCES:
+            log.error("indexing %s failed: %s", job.sop_iuid, _detail(exc))
+        elif not self._full:
+            self._full = True
+            log.warning("the database is full (%s): stores fail with 0xA700", _detail(exc))
+        return result
 
     def _apply_alone(self, job: IndexJob) -> IndexResult:
         # A lost race on a unique UID (two first objects of a study) succeeds on the next try.
         for attempt in range(3):
             try:
                 with self._transaction() as conn:
-                    return apply(conn, job)
+                    result = apply(conn, job)
+                self._has_room()
+                return result
             except Rejected as rejected:
                 return rejected.result
             except IntegrityError as exc:
                 if attempt == 2:
-                    return _logged(job, exc)
+                    return self._failed(job, exc)
             except Exception as exc:
-                return _logged(job, exc)
+                return self._failed(job, exc)
         raise AssertionError("unreachable")
 
     def close(self) -> None:

@@ -160,6 +160,35 @@ class StatusBoard:
         self.path.unlink(missing_ok=True)
 
 
+def remove_stale(folder: Path, now: float | None = None) -> int:
+    """Remove the status files of serving processes that are gone (killed, crashed):
+    their process no longer exists, or the file has not been rewritten for a minute.
+    Returns how many were removed."""
+    now = time.time() if now is None else now
+    removed = 0
+    for path in folder.glob("status-*.*"):
+        pid = path.stem.removeprefix("status-")
+        try:
+            written = path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if pid.isdigit() and _alive(int(pid)) and now - written < 6 * STALE_SECONDS:
+            continue
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 def snapshot(folder: Path, now: float | None = None) -> Snapshot:
     """The merged status of all live serving processes of a run folder."""
     now = time.time() if now is None else now

@@ -18,9 +18,9 @@ from pathlib import Path
 
 log = logging.getLogger("pacs.storage")
 
-# A shortage is over, for the log, once this much more than the minimum is free again:
-# a disk hovering at the minimum must not log a line per object.
-HYSTERESIS = 64 << 20
+# A shortage is over, for the log, once a tenth more than the minimum (at least 16 MiB
+# more) is free again: a disk hovering at the minimum must not log a line per object.
+HYSTERESIS_MIN = 16 << 20
 
 
 def size_text(n: int) -> str:
@@ -78,7 +78,7 @@ class SpaceGuard:
                 f"minimum of {size_text(self.min_free)}: objects are refused (0xA700)"
             )
             return f"storage {self.storage_id} has less than {size_text(self.min_free)} free"
-        if self._short and free >= self.min_free + HYSTERESIS:
+        if self._short and free >= self.min_free + max(self.min_free // 10, HYSTERESIS_MIN):
             with self._lock:
                 was, self._short = self._short, False
             if was:

@@ -36,7 +36,7 @@ from tests.conftest import Served, archive_port, dcmtk_env, free_port, make_conf
 from tests.core.store_support import store
 from tests.core.test_service import wait_until
 from tests.core.test_storage import assert_files_match_index, part10, placed, settled
-from tests.hostile import CORPUS
+from tests.hostile import CORPUS, Hostile
 
 PATIENT_ID = 0x00100020
 
@@ -340,3 +340,51 @@ def test_recovery_moves_what_it_cannot_index_to_quarantine(
         assert "OTHER" not in ids
     finally:
         second.stop()
+
+
+BAD_UIDS = {
+    "path": b"../../etc/passwd",
+    "letters": b"1.2.840.abc",
+    "200-characters": b"1." + b"2" * 198,
+    "5000-characters": b"1." + b"3" * 4998,
+    "two-values": b"1.2.3\\1.2.4",
+}
+
+
+@pytest.mark.parametrize(
+    "keyword,tag",
+    [
+        ("StudyInstanceUID", 0x0020000D),
+        ("SeriesInstanceUID", 0x0020000E),
+        ("SOPInstanceUID", 0x00080018),
+    ],
+)
+def test_unique_keys_that_are_no_uids_are_refused(
+    archive: Archive,
+    tmp_path: Path,
+    raw_files: None,
+    keyword: str,
+    tag: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Study, Series or SOP Instance UID that is no UID (a path, letters, 200 or 5000
+    characters, two values) is refused with 0xA900, a comment naming the attribute and
+    the offending element; nothing is stored and the association goes on."""
+    # pynetdicom checks the Affected SOP Instance UID it sends; a careless peer does not.
+    monkeypatch.setitem(_config.VALIDATORS, "UI", lambda _value: (True, ""))
+    assoc = _store_assoc(archive_port(archive))
+    try:
+        for name, value in BAD_UIDS.items():
+            padded = value + b"\0" if len(value) % 2 else value
+            path, _ = Hostile(f"{keyword}-{name}", {tag: ("UI", padded)}).part10(tmp_path)
+            status = assoc.send_c_store(path)
+            assert status.Status == 0xA900, name
+            assert status.ErrorComment.startswith(f"Invalid {keyword} ("), name
+            assert status.OffendingElement == tag, name
+        assert assoc.send_c_store(dicomgen.ct()).Status == 0
+    finally:
+        assoc.release()
+    assert archive.services is not None
+    with archive.services.db.read() as session:
+        assert len(session.scalars(select(Instance.sop_iuid)).all()) == 1
+    assert_files_match_index(archive.config.database.url, archive.config.storage.path)

@@ -4,13 +4,17 @@ processes, and how the config watcher follows config.toml."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from core.config import ConfigWatcher, load
+from core.archive import Archive
+from core.config import Config, ConfigWatcher, load
 from core.events import AssociationInfo, EventBus, InstanceStored, QueryAnswered
-from core.services.status import BUCKET_SECONDS, StatusBoard, snapshot
+from core.services.status import BUCKET_SECONDS, StatusBoard, run_dir, snapshot
 
 NOW = 1_768_478_400.0
 
@@ -89,3 +93,31 @@ def test_config_watcher_applies_remote_aes_only(tmp_path: Path) -> None:
     path.write_text("not toml [")
     watcher.check()
     assert [r.title for r in current[0].remote_ae] == ["STORESCP"]
+
+
+def test_status_files_of_gone_processes_are_removed_when_serving_starts(
+    make_config: Callable[..., Config],
+) -> None:
+    """Files left by killed processes pile up no more: starting to serve removes the
+    status files (and half-written ones) of processes that no longer exist, and of one
+    that has not written for minutes; a live, fresh one stays."""
+    config = make_config()
+    folder = run_dir(config.storage.path)
+    folder.mkdir(parents=True)
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    dead = folder / f"status-{finished.pid}.json"
+    half = folder / f"status-{finished.pid}.tmp"
+    silent = folder / f"status-{os.getppid()}.json"
+    fresh = folder / "status-1.json"
+    for path in (dead, half, silent, fresh):
+        path.write_text("{}")
+    old = time.time() - 600
+    os.utime(silent, (old, old))
+    archive = Archive(config)
+    archive.start()
+    try:
+        assert fresh.exists()
+        assert not dead.exists() and not half.exists() and not silent.exists()
+    finally:
+        archive.stop(grace=2)
