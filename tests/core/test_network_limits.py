@@ -107,12 +107,11 @@ def _echo(port: int) -> int:
 
 
 @pytest.fixture
-def served(serve: Serve, tmp_path: Path) -> Iterator[Served]:
+def served(serve: Serve, tmp_path: Path, db_url: str) -> Iterator[Served]:
     """`serve` with its two worker processes and a 2 s ACSE timeout."""
     port = free_port()
-    url = f"sqlite:///{tmp_path / 'archive.db'}"
     extra = "[network]\nprocesses = 2\nacse_timeout = 2.0\nmax_associations = 200\n"
-    yield serve(make_config_text(tmp_path, url, port, extra), port)
+    yield serve(make_config_text(tmp_path, db_url, port, extra), port)
 
 
 def test_pdus_longer_than_announced_are_refused_and_memory_stays_bounded(
@@ -184,15 +183,14 @@ def test_a_trickled_association_request_is_cut_off_by_the_acse_timeout(
 
 
 def test_idle_connections_beyond_the_cap_are_closed_and_hold_no_thread(
-    serve: Serve, tmp_path: Path
+    serve: Serve, tmp_path: Path, db_url: str
 ) -> None:
     """With max_pending_connections = 20 on one worker, 100 idle connections: 80 are
     closed at once (the oldest), 20 are held without a thread each, and a legitimate
     association gets through."""
     port = free_port()
-    url = f"sqlite:///{tmp_path / 'archive.db'}"
     extra = "[network]\nprocesses = 1\nmax_pending_connections = 20\n"
-    served = serve(make_config_text(tmp_path, url, port, extra), port)
+    served = serve(make_config_text(tmp_path, db_url, port, extra), port)
     [worker] = [p for p in children(served.proc.pid) if _listens(p, port)]
     threads_before = _threads(worker)
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]
@@ -210,14 +208,13 @@ def test_idle_connections_beyond_the_cap_are_closed_and_hold_no_thread(
 
 
 def test_associations_get_through_while_1000_idle_sockets_are_open(
-    serve: Serve, tmp_path: Path
+    serve: Serve, tmp_path: Path, db_url: str
 ) -> None:
     """1,000 idle connections on the default settings (two workers, each holding at
     most 200, for 30 s): legitimate associations are accepted all along, and the
     workers hold no thread per idle socket."""
     port = free_port()
-    url = f"sqlite:///{tmp_path / 'archive.db'}"
-    served = serve(make_config_text(tmp_path, url, port, "[network]\nprocesses = 2\n"), port)
+    served = serve(make_config_text(tmp_path, db_url, port, "[network]\nprocesses = 2\n"), port)
     workers = [p for p in children(served.proc.pid) if _listens(p, port)]
     idle = []
     try:
