@@ -95,18 +95,20 @@ def database_full(exc: BaseException) -> bool:
     return str(getattr(orig, "sqlstate", "") or "").startswith("53")
 
 
+def _first_line(exc: BaseException) -> str:
+    """What went wrong, in one line: a database error's driver exception says it."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def _failure(exc: BaseException) -> IndexResult:
     if database_full(exc):
         return IndexResult(OUT_OF_RESOURCES, "failed", "Out of resources: database is full")
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return IndexResult(
-        PROCESSING_FAILURE, "failed", f"Database error: {detail[0] if detail else exc}"
-    )
+    return IndexResult(PROCESSING_FAILURE, "failed", f"Database error: {_first_line(exc)}")
 
 
 def _detail(exc: BaseException) -> str:
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"{type(getattr(exc, 'orig', None) or exc).__name__}: {lines[0] if lines else ''}"
+    return f"{type(getattr(exc, 'orig', None) or exc).__name__}: {_first_line(exc)}"
 
 
 class BatchWriter:
