@@ -1,7 +1,9 @@
 """The DICOM listener: accepts associations for the archive AEs and dispatches DIMSE requests.
 
 One listening socket per distinct host:port (several AEs may share a port, as in dcm4chee;
-the called AE title selects the AE) and one thread per association.
+the called AE title selects the AE). Connections wait for their association request in
+the reception (core.net.reception, one thread for all); each association then has a
+thread of its own.
 """
 
 from __future__ import annotations

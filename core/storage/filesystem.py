@@ -37,12 +37,6 @@ class StorageError(Exception):
     """The storage cannot accept or find a file (disk full, permissions, missing file)."""
 
 
-def _describe(exc: OSError) -> str:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "storage is full"
-    return f"storage error: {exc.strerror or exc}"
-
-
 class _Failures:
     """Turns OSErrors into StorageErrors, telling the space guard of a full disk."""
 
@@ -50,9 +44,11 @@ class _Failures:
         self.guard = guard
 
     def __call__(self, exc: OSError) -> StorageError:
-        if self.guard is not None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            self.guard.disk_full(f"a write failed: {exc.strerror}")
-        return StorageError(_describe(exc))
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if self.guard is not None:
+                self.guard.disk_full(f"a write failed: {exc.strerror}")
+            return StorageError("storage is full")
+        return StorageError(f"storage error: {exc.strerror or exc}")
 
 
 # 31**k mod 2**32: Java's String.hashCode is sum(char * 31**(n-1-i)) in 32 bits.
@@ -148,9 +144,9 @@ class IncomingFile:
 
     HEAD_BYTES = 1 << 16
 
-    def __init__(self, path: Path, direct_io: DirectIO, failures: _Failures | None = None) -> None:
+    def __init__(self, path: Path, direct_io: DirectIO, failures: _Failures) -> None:
         self.path = path
-        self._failures = failures or _Failures(None)
+        self._failures = failures
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
