@@ -28,6 +28,13 @@ from core.config import Config, parse
 from core.db.engine import Database
 from core.db.migrate import upgrade
 
+# Archives started as subprocesses (`python -m tui.cli`, cwd elsewhere) import this
+# checkout's code, not whatever copy of the project pip installed last.
+_CHECKOUT = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_CHECKOUT, os.environ.get("PYTHONPATH", "")) if p
+)
+
 PG_URL = os.environ.get("PACS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE = os.environ.get("PACS_TEST_REQUIRE") == "1"
 DCMTK_BIN = Path(os.environ.get("PACS_TEST_DCMTK_BIN", "/usr/bin"))
