@@ -191,8 +191,11 @@ def start_storescp(workdir: Path) -> Peer:
     return Peer("storescp", "STORESCP", port, proc)
 
 
-def start_archive(workdir: Path, db_url: str | None = None, extra: str = "") -> Peer:
-    """`pacs-console serve` with a fresh SQLite database (or `db_url`) under `workdir`."""
+def start_archive(
+    workdir: Path, db_url: str | None = None, extra: str = "", repo: Path = REPO
+) -> Peer:
+    """`pacs-console serve` with a fresh SQLite database (or `db_url`) under `workdir`,
+    run from the checkout `repo` (another checkout measures an older version beside this one)."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     port = free_port()
@@ -203,7 +206,7 @@ def start_archive(workdir: Path, db_url: str | None = None, extra: str = "") -> 
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "serve", "--config", str(config)],
-        cwd=REPO,
+        cwd=repo,
         stdout=subprocess.PIPE,
         stderr=open(workdir / "serve.log", "w"),  # noqa: SIM115 - closed with the process
         text=True,

@@ -3,6 +3,10 @@
 and, when installed, Orthanc — in one run, side by side, as ratios.
 
     python bench/store_throughput.py [--small N] [--large N] [--postgres URL] [--repeat N]
+                                     [--baseline CHECKOUT]
+
+`--baseline` also measures the archive of another checkout (e.g. a `git worktree` of the
+previous commit) in the same rounds, so a change's effect shows as a ratio of one run.
 """
 
 from __future__ import annotations
@@ -125,12 +129,17 @@ def report(rows: list[tuple[str, int, Figures, list[float]]]) -> None:
         print(line)
 
 
-def peers(postgres: str | None = None) -> dict[str, Callable[[Path], Peer]]:
-    """storescp, pacs-console (SQLite; also PostgreSQL when given) and Orthanc if installed."""
+def peers(
+    postgres: str | None = None, baseline: Path | None = None
+) -> dict[str, Callable[[Path], Peer]]:
+    """storescp, pacs-console (SQLite; also PostgreSQL when given), the baseline checkout's
+    pacs-console when given, and Orthanc if installed."""
     found: dict[str, Callable[[Path], Peer]] = {
         "storescp": start_storescp,
         "pacs-console": start_archive,
     }
+    if baseline:
+        found["baseline"] = lambda w: start_archive(w, repo=baseline)
     if postgres:
         found["pacs-console (pg)"] = lambda w: start_archive(w, fresh_schema(postgres))
     if orthanc_binary():
@@ -144,11 +153,16 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=200)
     parser.add_argument("--postgres", metavar="URL", help="also measure on this PostgreSQL")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per figure (median)")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="CHECKOUT", help="also measure this checkout's archive"
+    )
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1 (got {args.repeat})")
     print("C-STORE throughput (DCMTK storescu, TCP_NODELAY=1)")
-    report(run(peers(args.postgres), datasets(args.small, args.large), args.repeat))
+    if args.baseline and not (args.baseline / "tui" / "cli.py").is_file():
+        parser.error(f"--baseline {args.baseline}: not a pacs-console checkout")
+    report(run(peers(args.postgres, args.baseline), datasets(args.small, args.large), args.repeat))
 
 
 if __name__ == "__main__":
