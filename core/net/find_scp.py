@@ -14,6 +14,14 @@ from contextlib import closing
 
 from core.db.matching import MatchingError
 from core.dicom.codec import decode_identifier, encode_identifier
+from core.dicom.status import (
+    CANCEL,
+    CANNOT_UNDERSTAND,
+    PENDING,
+    SOP_CLASS_NOT_SUPPORTED,
+    SUCCESS,
+    UNABLE_TO_PROCESS,
+)
 from core.events import QueryAnswered
 from core.net import dimse
 from core.net.association import AssociationClosed, DataSetTooLarge
@@ -23,13 +31,6 @@ from core.services.identifier import IdentifierError
 from core.services.query import Query, find
 
 log = logging.getLogger(__name__)
-
-SUCCESS = 0x0000
-PENDING = 0xFF00
-CANCEL = 0xFE00
-SOP_CLASS_NOT_SUPPORTED = 0x0122
-CANNOT_UNDERSTAND = 0xC000
-UNABLE_TO_PROCESS = 0xC001
 
 
 def handle_find(request: Request) -> int:

@@ -4,15 +4,11 @@ AE's title."""
 
 from __future__ import annotations
 
+from core.dicom.status import MOVE_DESTINATION_UNKNOWN
 from core.net import dimse, scu
 from core.net.association import AcceptedContext
 from core.net.contexts import MOVE_MODELS
-from core.net.retrieve_scp import (
-    MOVE_DESTINATION_UNKNOWN,
-    Retrieve,
-    RetrieveFailure,
-    serve,
-)
+from core.net.retrieve_scp import Retrieve, RetrieveFailure, serve
 from core.net.server import Request
 from core.net.store_scu import StoreSCU, proposals
 

@@ -13,24 +13,27 @@ from pydicom import Dataset
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.dicom.codec import decode_identifier, encode_identifier
+from core.dicom.status import (
+    CANCEL,
+    CANNOT_UNDERSTAND,
+    IDENTIFIER_DOES_NOT_MATCH,
+    ONE_OR_MORE_FAILURES,
+    PENDING,
+    PROCESSING_FAILURE,
+    SOP_CLASS_NOT_SUPPORTED,
+    SUCCESS,
+    UNABLE_TO_CALCULATE_MATCHES,
+    UNABLE_TO_PERFORM_SUB_OPERATIONS,
+)
 from core.net import dimse
 from core.net.association import AssociationClosed, ConnectionLost, DataSetTooLarge
 from core.net.server import Request
-from core.net.store_scu import PROCESSING_FAILURE, Outcome, StoreSCU
-from core.services.identifier import IDENTIFIER_DOES_NOT_MATCH, IdentifierError, validate
+from core.net.store_scu import Outcome, StoreSCU
+from core.services.identifier import IdentifierError, validate
 from core.services.retrieve import StoredInstance, find_instances
 
 log = logging.getLogger(__name__)
 
-SUCCESS = 0x0000
-PENDING = 0xFF00
-CANCEL = 0xFE00
-SOME_FAILED = 0xB000
-SOP_CLASS_NOT_SUPPORTED = 0x0122
-UNABLE_TO_CALCULATE_MATCHES = 0xA701
-UNABLE_TO_PERFORM_SUBOPERATIONS = 0xA702
-MOVE_DESTINATION_UNKNOWN = 0xA801
-UNABLE_TO_PROCESS = 0xC000
 FAILED_SOP_INSTANCE_UID_LIST = 0x00081198
 _US_MAX = 0xFFFF
 
@@ -183,12 +186,11 @@ class Retrieve:
         elif not self.failed and not self.warning:
             status = SUCCESS
         elif not self.completed and not self.warning:
-            status = UNABLE_TO_PERFORM_SUBOPERATIONS
+            status = UNABLE_TO_PERFORM_SUB_OPERATIONS
         else:
-            status = SOME_FAILED
-        comment = (
-            self.first_problem if status in (SOME_FAILED, UNABLE_TO_PERFORM_SUBOPERATIONS) else None
-        )
+            status = ONE_OR_MORE_FAILURES
+        failed = status in (ONE_OR_MORE_FAILURES, UNABLE_TO_PERFORM_SUB_OPERATIONS)
+        comment = self.first_problem if failed else None
         # Zeros included: a retrieve without matches ends with no sub-operations.
         self.with_counts = True
         self._respond(status, comment=comment)
@@ -259,5 +261,5 @@ def serve(request: Request, response_field: int, body: Callable[[Retrieve], int]
     except Exception as exc:
         log.exception("%s: %s failed unexpectedly", retrieve.peer, retrieve.name)
         return retrieve.reject(
-            RetrieveFailure(UNABLE_TO_PROCESS, f"Unexpected error: {_first_line(exc)}")
+            RetrieveFailure(CANNOT_UNDERSTAND, f"Unexpected error: {_first_line(exc)}")
         )

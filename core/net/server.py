@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.config import AEConfig, Config, NetworkConfig
+from core.dicom.status import UNRECOGNIZED_OPERATION, is_failure
 from core.events import AssociationClosed, AssociationInfo, AssociationOpened, EventBus
 from core.net import contexts, dimse, pdu
 from core.net.association import (
@@ -36,9 +37,6 @@ from core.net.reception import Reception, Rejection
 from core.services.context import ServiceContext
 
 log = logging.getLogger("pacs.assoc")
-
-STATUS_PROCESSING_FAILURE = 0x0110
-STATUS_UNRECOGNIZED_OPERATION = 0x0211
 
 
 class StartupError(Exception):
@@ -64,10 +62,6 @@ class Request:
 
 # A handler sends its responses and returns its final status.
 Handler = Callable[[Request], int]
-
-
-def _is_failure(status: int) -> bool:
-    return status not in (0x0000, 0xFE00) and (status & 0xF000) not in (0xB000, 0xF000)
 
 
 class AssociationLimit:
@@ -395,7 +389,7 @@ class _Session:
                 self.info.count(name, failed=True)
                 return f"aborted: {exc}"
             if command.field != dimse.C_CANCEL_RQ:
-                self.info.count(name, failed=_is_failure(status))
+                self.info.count(name, failed=is_failure(status))
             idle_since = time.monotonic()
 
     def _dispatch(self, ctx_id: int, command: dimse.Command) -> int:
@@ -413,11 +407,11 @@ class _Session:
                 dimse.response(
                     command,
                     command.field | 0x8000,
-                    STATUS_UNRECOGNIZED_OPERATION,
+                    UNRECOGNIZED_OPERATION,
                     comment=f"{dimse.NAMES.get(command.field, 'operation')} not supported",
                 ),
             )
-            return STATUS_UNRECOGNIZED_OPERATION
+            return UNRECOGNIZED_OPERATION
         assert self.server.services is not None
         request = Request(assoc, self.ae, ctx, command, self.server.services, self.info)
         return handler(request)

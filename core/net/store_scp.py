@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from core.config import Service
 from core.dicom.part10 import file_meta
+from core.dicom.status import OUT_OF_RESOURCES, SOP_CLASS_NOT_SUPPORTED
 from core.dicom.uids import STORAGE_SOP_CLASSES
 from core.net import dimse
 from core.net.server import Request
-from core.services.ingest import OUT_OF_RESOURCES, Received, StoreResult, ingest
+from core.services.ingest import Received, StoreResult, ingest
 from core.storage.filesystem import IncomingFile, StorageError
-
-SOP_CLASS_NOT_SUPPORTED = 0x0122
 
 
 class _Sink:

@@ -15,15 +15,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from core.dicom.part10 import dataset_offset
+from core.dicom.status import PROCESSING_FAILURE, SUCCESS, is_warning
 from core.dicom.transcode import TranscodeError, name, rewritable, transcode
 from core.dicom.uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE
 from core.net import dimse, pdu
 from core.net.association import AcceptedContext, Association, AssociationClosed, ConnectionLost
 from core.services.retrieve import StoredInstance
 
-SUCCESS = 0x0000
-# The status we count a sub-operation under when it failed here, before or without a peer.
-PROCESSING_FAILURE = 0x0110
 # Preamble, "DICM" and the group length of the File Meta Information.
 _META_HEAD = 144
 # Presentation context IDs are odd numbers from 1 to 255.
@@ -34,7 +32,7 @@ NATIVE = (EXPLICIT_VR_LE, IMPLICIT_VR_LE)
 @dataclass(frozen=True)
 class Outcome:
     """How one sub-operation ended: the C-STORE-RSP status (or PROCESSING_FAILURE when it
-    failed here) and, for failures, why."""
+    failed here, before or without a peer) and, for failures, why."""
 
     status: int
     reason: str | None = None
@@ -45,7 +43,7 @@ class Outcome:
 
     @property
     def warning(self) -> bool:
-        return (self.status & 0xF000) == 0xB000
+        return is_warning(self.status)
 
 
 def proposals(instances: Iterable[StoredInstance]) -> list[tuple[str, list[str]]]:

@@ -36,12 +36,11 @@ from sqlalchemy import Connection as SAConnection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.db.engine import Database
+from core.dicom.status import OUT_OF_RESOURCES, PROCESSING_FAILURE
 from core.services.indexing import IndexJob, IndexResult, Rejected, apply
 
 log = logging.getLogger(__name__)
 
-PROCESSING_FAILURE = 0x0110
-OUT_OF_RESOURCES = 0xA700
 CONNECT_TIMEOUT = 15.0
 # How often stores waiting for a flush look at the FlushClock, and for how long closing
 # waits for them.

@@ -24,10 +24,8 @@ from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select
 from core.db.columns import instance_columns, patient_columns, series_columns, study_columns
 from core.db.direct import DirectStatement
 from core.db.models import Instance, Location, LocationStatus, Patient, Series, Study
+from core.dicom.status import CONFLICTING_PATIENT_ID, RELATIONAL_MISMATCH, SUCCESS
 
-SUCCESS = 0x0000
-CONFLICTING_PATIENT_ID = 0xA778
-RELATIONAL_MISMATCH = 0xA77B
 STUDY_IUID = 0x0020000D
 PATIENT_ID = 0x00100020
 

@@ -28,6 +28,15 @@ from core.db.models import Location
 from core.dicom import attributes as attrs
 from core.dicom.header import Header, parse_header
 from core.dicom.part10 import file_meta
+from core.dicom.status import (
+    CANNOT_UNDERSTAND,
+    DATASET_DOES_NOT_MATCH,
+    OUT_OF_RESOURCES,
+    PROCESSING_FAILURE,
+    SUCCESS,
+    invalid,
+    missing,
+)
 from core.dicom.uids import is_uid
 from core.events import InstanceStored
 from core.services.context import ServiceContext
@@ -35,12 +44,6 @@ from core.services.indexing import IndexJob, IndexResult, undo
 from core.storage.filesystem import IncomingFile, Placement, StorageError, layout
 
 log = logging.getLogger(__name__)
-
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-DATASET_DOES_NOT_MATCH = 0xA900
-CANNOT_UNDERSTAND = 0xC000
-PROCESSING_FAILURE = 0x0110
 
 STUDY_IUID = 0x0020000D
 SERIES_IUID = 0x0020000E
@@ -85,12 +88,7 @@ class Parsed:
 
 
 def _missing(tag: int, keyword: str) -> StoreResult:
-    return StoreResult(
-        DATASET_DOES_NOT_MATCH,
-        "failed",
-        f"Missing {keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})",
-        [tag],
-    )
+    return StoreResult(DATASET_DOES_NOT_MATCH, "failed", missing(keyword, tag), [tag])
 
 
 def _parse(received: Received) -> Parsed | StoreResult:
@@ -141,10 +139,7 @@ def _identify(ds: Header) -> Parsed | StoreResult:
             return _missing(tag, keyword)
         if tag != SOP_CUID and not is_uid(value):
             return StoreResult(
-                DATASET_DOES_NOT_MATCH,
-                "failed",
-                f"Invalid {keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X}) - {value}",
-                [tag],
+                DATASET_DOES_NOT_MATCH, "failed", invalid(keyword, tag, value), [tag]
             )
         uids[tag] = value
     return Parsed(ds, uids[SOP_IUID], uids[SOP_CUID], uids[STUDY_IUID], uids[SERIES_IUID])

@@ -42,9 +42,10 @@ from core.dicom import attributes
 from core.dicom.jpeg import JpegFrame, read_frame
 from core.dicom.mp4 import Video, read_video
 from core.dicom.part10 import dataset_offset
+from core.dicom.status import SUCCESS
 from core.services import query
 from core.services.context import ServiceContext
-from core.services.ingest import SUCCESS, ingest_encoded
+from core.services.ingest import ingest_encoded
 
 UTF8 = "ISO_IR 192"
 KINDS = "a DICOM, PDF, JPEG, PNG or MP4 file"

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from core.config import NetworkConfig
+from core.dicom.status import SUCCESS
 from core.dicom.uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE, VERIFICATION
 from core.net import dimse
 from core.net.association import AssociationClosed
@@ -62,7 +63,7 @@ def echo(
     assoc.release()
     status = rsp.us(dimse.STATUS)
     elapsed = time.monotonic() - start
-    if status != 0:
+    if status != SUCCESS:
         return EchoResult(False, f"{called_ae} answered C-ECHO with status 0x{status:04X}", elapsed)
     return EchoResult(
         True, f"{called_ae}@{host}:{port} answered in {elapsed * 1000:.0f} ms", elapsed
