@@ -11,6 +11,8 @@ from __future__ import annotations
 SUCCESS = 0x0000
 # C-FIND: a match follows; C-MOVE/C-GET: sub-operations go on.
 PENDING = 0xFF00
+# C-FIND from a peer: a match follows, some optional keys were not supported.
+PENDING_WARNING = 0xFF01
 # C-FIND/C-MOVE/C-GET stopped by a C-CANCEL-RQ.
 CANCEL = 0xFE00
 

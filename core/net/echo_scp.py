@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from core.dicom.status import SUCCESS
-from core.net import dimse
+from core.dimse import messages
 from core.net.server import Request
 
 
 def handle_echo(request: Request) -> int:
     """Answer a C-ECHO-RQ with Success."""
     request.assoc.send_command(
-        request.ctx.id, dimse.response(request.command, dimse.C_ECHO_RSP, SUCCESS)
+        request.ctx.id, messages.response(request.command, messages.C_ECHO_RSP, SUCCESS)
     )
     return SUCCESS

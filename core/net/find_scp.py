@@ -22,9 +22,9 @@ from core.dicom.status import (
     SUCCESS,
     UNABLE_TO_PROCESS,
 )
+from core.dimse import messages
+from core.dimse.association import AssociationClosed, DataSetTooLarge
 from core.events import QueryAnswered
-from core.net import dimse
-from core.net.association import AssociationClosed, DataSetTooLarge
 from core.net.contexts import FIND_MODELS
 from core.net.server import Request
 from core.services.identifier import IdentifierError
@@ -81,7 +81,7 @@ def _find(request: Request, raw: bytes | None) -> int:
             data = encode_identifier(response, syntax)
             request.assoc.send_command(
                 request.ctx.id,
-                dimse.response(request.command, dimse.C_FIND_RSP, PENDING, has_dataset=True),
+                messages.response(request.command, messages.C_FIND_RSP, PENDING, has_dataset=True),
             )
             request.assoc.send_data(request.ctx.id, data)
             matches += 1
@@ -98,13 +98,13 @@ def _cancelled(request: Request) -> bool:
     if polled is None:
         return False
     _, command = polled
-    if command.field == dimse.C_CANCEL_RQ:
+    if command.field == messages.C_CANCEL_RQ:
         # A cancel of another message ID does not concern this query.
-        return command.us(dimse.MESSAGE_ID_BEING_RESPONDED_TO) == request.command.message_id
+        return command.us(messages.MESSAGE_ID_BEING_RESPONDED_TO) == request.command.message_id
     log.warning(
         "%s sent %s during a C-FIND; ignored",
         _peer(request),
-        dimse.NAMES.get(command.field, f"0x{command.field:04X}"),
+        messages.NAMES.get(command.field, f"0x{command.field:04X}"),
     )
     if command.has_dataset:
         request.assoc.receive_data(lambda _: None)
@@ -132,9 +132,9 @@ def _final(
 ) -> int:
     request.assoc.send_command(
         request.ctx.id,
-        dimse.response(
+        messages.response(
             request.command,
-            dimse.C_FIND_RSP,
+            messages.C_FIND_RSP,
             status,
             comment=comment,
             offending=[tag] if tag is not None else None,

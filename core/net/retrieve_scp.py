@@ -25,10 +25,10 @@ from core.dicom.status import (
     UNABLE_TO_CALCULATE_MATCHES,
     UNABLE_TO_PERFORM_SUB_OPERATIONS,
 )
-from core.net import dimse
-from core.net.association import AssociationClosed, ConnectionLost, DataSetTooLarge
+from core.dimse import messages
+from core.dimse.association import AssociationClosed, ConnectionLost, DataSetTooLarge
+from core.dimse.store_scu import Outcome, StoreSCU
 from core.net.server import Request
-from core.net.store_scu import Outcome, StoreSCU
 from core.services.identifier import IdentifierError, validate
 from core.services.retrieve import StoredInstance, find_instances
 
@@ -59,7 +59,7 @@ class Retrieve:
     def __init__(self, request: Request, response_field: int) -> None:
         self.request = request
         self.response_field = response_field
-        self.name = dimse.NAMES[request.command.field]
+        self.name = messages.NAMES[request.command.field]
         self.started = time.monotonic()
         self.total = self.remaining = self.completed = self.failed = self.warning = 0
         self.failed_uids: list[str] = []
@@ -167,11 +167,11 @@ class Retrieve:
         while (received := self.request.assoc.poll_command()) is not None:
             self.on_request(received[1])
 
-    def on_request(self, command: dimse.Command) -> None:
+    def on_request(self, command: messages.Command) -> None:
         """A command that arrived during the retrieve: only C-CANCEL-RQ is allowed (no
         asynchronous operations are negotiated), anything else ends the association."""
-        if command.field == dimse.C_CANCEL_RQ:
-            responded_to = command.us(dimse.MESSAGE_ID_BEING_RESPONDED_TO)
+        if command.field == messages.C_CANCEL_RQ:
+            responded_to = command.us(messages.MESSAGE_ID_BEING_RESPONDED_TO)
             if responded_to == self.request.command.message_id:
                 self.cancelled = True
             return
@@ -221,11 +221,11 @@ class Retrieve:
         counts: list[tuple[int, object]] = []
         if self.with_counts:
             if status in (PENDING, CANCEL):
-                counts.append((dimse.REMAINING, min(self.remaining, _US_MAX)))
+                counts.append((messages.REMAINING, min(self.remaining, _US_MAX)))
             counts += [
-                (dimse.COMPLETED, min(self.completed, _US_MAX)),
-                (dimse.FAILED, min(self.failed, _US_MAX)),
-                (dimse.WARNING, min(self.warning, _US_MAX)),
+                (messages.COMPLETED, min(self.completed, _US_MAX)),
+                (messages.FAILED, min(self.failed, _US_MAX)),
+                (messages.WARNING, min(self.warning, _US_MAX)),
             ]
         data = None
         if self.failed_uids and status != PENDING:
@@ -234,7 +234,7 @@ class Retrieve:
             data = encode_identifier(identifier, request.ctx.transfer_syntax)
         request.assoc.send_command(
             request.ctx.id,
-            dimse.response(
+            messages.response(
                 request.command,
                 self.response_field,
                 status,

@@ -21,18 +21,19 @@ from datetime import datetime
 
 from core.config import AEConfig, Config, NetworkConfig
 from core.dicom.status import UNRECOGNIZED_OPERATION, is_failure
-from core.events import AssociationClosed, AssociationInfo, AssociationOpened, EventBus
-from core.net import contexts, dimse, pdu
-from core.net.association import (
+from core.dimse import messages, pdu
+from core.dimse.association import (
     AcceptedContext,
     Association,
     ConnectionLost,
     PeerAborted,
     PeerReleased,
 )
-from core.net.association import (
+from core.dimse.association import (
     AssociationClosed as Closed,
 )
+from core.events import AssociationClosed, AssociationInfo, AssociationOpened, EventBus
+from core.net import contexts
 from core.net.reception import Reception, Rejection
 from core.services.context import ServiceContext
 
@@ -50,7 +51,7 @@ class Request:
     assoc: Association
     ae: AEConfig
     ctx: AcceptedContext
-    command: dimse.Command
+    command: messages.Command
     services: ServiceContext
     info: AssociationInfo
 
@@ -375,7 +376,7 @@ class _Session:
                 return "aborted by the peer"
             except ConnectionLost as exc:
                 return f"aborted: {exc}"
-            name = dimse.NAMES.get(command.field, f"0x{command.field:04X}")
+            name = messages.NAMES.get(command.field, f"0x{command.field:04X}")
             try:
                 status = self._dispatch(ctx_id, command)
             except PeerReleased:
@@ -388,14 +389,14 @@ class _Session:
             except Closed as exc:
                 self.info.count(name, failed=True)
                 return f"aborted: {exc}"
-            if command.field != dimse.C_CANCEL_RQ:
+            if command.field != messages.C_CANCEL_RQ:
                 self.info.count(name, failed=is_failure(status))
             idle_since = time.monotonic()
 
-    def _dispatch(self, ctx_id: int, command: dimse.Command) -> int:
+    def _dispatch(self, ctx_id: int, command: messages.Command) -> int:
         assoc = self.assoc
         assert assoc is not None and self.info is not None
-        if command.field == dimse.C_CANCEL_RQ:
+        if command.field == messages.C_CANCEL_RQ:
             return 0  # nothing in progress to cancel
         handler = self.server.handlers.get(command.field)
         ctx = assoc.contexts[ctx_id]
@@ -404,11 +405,11 @@ class _Session:
                 assoc.receive_data(lambda _: None)
             assoc.send_command(
                 ctx_id,
-                dimse.response(
+                messages.response(
                     command,
                     command.field | 0x8000,
                     UNRECOGNIZED_OPERATION,
-                    comment=f"{dimse.NAMES.get(command.field, 'operation')} not supported",
+                    comment=f"{messages.NAMES.get(command.field, 'operation')} not supported",
                 ),
             )
             return UNRECOGNIZED_OPERATION

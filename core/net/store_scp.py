@@ -6,7 +6,7 @@ from core.config import Service
 from core.dicom.part10 import file_meta
 from core.dicom.status import OUT_OF_RESOURCES, SOP_CLASS_NOT_SUPPORTED
 from core.dicom.uids import STORAGE_SOP_CLASSES
-from core.net import dimse
+from core.dimse import messages
 from core.net.server import Request
 from core.services.ingest import Received, StoreResult, ingest
 from core.storage.filesystem import IncomingFile, StorageError
@@ -32,8 +32,8 @@ def handle_store(request: Request) -> int:
     """Receive one object, store and index it, answer with the outcome."""
     cmd = request.command
     assoc = request.assoc
-    sop_class = cmd.text(dimse.AFFECTED_SOP_CLASS_UID)
-    sop_iuid = cmd.text(dimse.AFFECTED_SOP_INSTANCE_UID)
+    sop_class = cmd.text(messages.AFFECTED_SOP_CLASS_UID)
+    sop_iuid = cmd.text(messages.AFFECTED_SOP_INSTANCE_UID)
     if (
         Service.STORAGE not in request.ae.services
         or request.ctx.abstract_syntax not in STORAGE_SOP_CLASSES
@@ -77,9 +77,9 @@ def handle_store(request: Request) -> int:
 def _respond(request: Request, result: StoreResult) -> int:
     request.assoc.send_command(
         request.ctx.id,
-        dimse.response(
+        messages.response(
             request.command,
-            dimse.C_STORE_RSP,
+            messages.C_STORE_RSP,
             result.status,
             comment=result.comment,
             offending=result.offending,
