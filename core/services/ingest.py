@@ -2,11 +2,11 @@
 
 The file has been written by the caller (its last bytes may still wait in its buffer:
 see core.storage.filesystem). Here its header is parsed, it is placed at its final path
-and made durable, and its index job (core.services.indexing: dcm4chee's rules
+and made durable, and its index job (core.index.rules: dcm4chee's rules
 for duplicates, supplements and conflicts) is applied by the archive's indexer, in a
 transaction shared with concurrent stores. Success is only returned once the file is
 fsynced at its final path and the row is committed; the file's journal entry stays until
-that commit is also flushed (core.services.indexer), so that a crash losing the commit
+that commit is also flushed (core.index.writer), so that a crash losing the commit
 loses no object: start-up recovery indexes the file again (`reindex`).
 """
 
@@ -39,8 +39,8 @@ from core.dicom.status import (
 )
 from core.dicom.uids import is_uid
 from core.events import InstanceStored
+from core.index.rules import IndexJob, IndexResult, undo
 from core.services.context import ServiceContext
-from core.services.indexing import IndexJob, IndexResult, undo
 from core.storage.filesystem import IncomingFile, Placement, StorageError, layout
 
 log = logging.getLogger(__name__)

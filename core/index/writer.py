@@ -1,4 +1,4 @@
-"""Who applies index jobs (core.services.indexing): in this process, or in the index
+"""Who applies index jobs (core.index.rules): in this process, or in the index
 writer process that the association worker processes send their jobs to.
 
 Either way jobs that arrive together share one transaction and one commit (group commit:
@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.db.engine import Database
 from core.dicom.status import OUT_OF_RESOURCES, PROCESSING_FAILURE
-from core.services.indexing import IndexJob, IndexResult, Rejected, apply
+from core.index.rules import IndexJob, IndexResult, Rejected, apply
 
 log = logging.getLogger(__name__)
 
