@@ -13,7 +13,8 @@ from core.db.engine import Database
 from core.events import EventBus
 from core.index.writer import LocalIndexer, RemoteIndexer
 from core.net.handlers import HANDLERS
-from core.net.server import AssociationLimit, DicomServer, StartupError
+from core.net.limit import AssociationLimit
+from core.net.server import DicomServer, StartupError
 from core.services.context import ServiceContext, configured_storage
 from core.services.recovery import recover
 from core.services.status import remove_stale, run_dir

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.dicom.status import SUCCESS
 from core.dimse import messages
-from core.net.server import Request
+from core.net.request import Request
 
 
 def handle_echo(request: Request) -> int:

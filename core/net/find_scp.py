@@ -12,7 +12,6 @@ import logging
 import time
 from contextlib import closing
 
-from core.db.matching import MatchingError
 from core.dicom.codec import decode_identifier, encode_identifier
 from core.dicom.status import (
     CANCEL,
@@ -26,8 +25,8 @@ from core.dimse import messages
 from core.dimse.association import AssociationClosed, DataSetTooLarge
 from core.events import QueryAnswered
 from core.net.contexts import FIND_MODELS
-from core.net.server import Request
-from core.services.identifier import IdentifierError
+from core.net.request import Request
+from core.services.identifier import IDENTIFIER_REFUSED
 from core.services.query import Query, find
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ def _find(request: Request, raw: bytes | None) -> int:
             retrieve_aet=request.ae.title,
         )
         results = find(request.services, query)
-    except (IdentifierError, MatchingError) as exc:
+    except IDENTIFIER_REFUSED as exc:
         return _failed(request, exc.status, exc.comment, exc.tag)
     started = time.perf_counter()
     matches = 0

@@ -8,8 +8,8 @@ from core.dimse import messages
 from core.dimse.association import AcceptedContext
 from core.dimse.store_scu import StoreSCU
 from core.net.contexts import GET_MODELS
+from core.net.request import Request
 from core.net.retrieve_scp import Retrieve, serve
-from core.net.server import Request
 
 
 def handle_get(request: Request) -> int:

@@ -7,7 +7,7 @@ from core.net.echo_scp import handle_echo
 from core.net.find_scp import handle_find
 from core.net.get_scp import handle_get
 from core.net.move_scp import handle_move
-from core.net.server import Handler
+from core.net.request import Handler
 from core.net.store_scp import handle_store
 
 HANDLERS: dict[int, Handler] = {

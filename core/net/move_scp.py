@@ -9,8 +9,8 @@ from core.dimse import messages, scu
 from core.dimse.association import AcceptedContext
 from core.dimse.store_scu import StoreSCU, proposals
 from core.net.contexts import MOVE_MODELS
+from core.net.request import Request
 from core.net.retrieve_scp import Retrieve, RetrieveFailure, serve
-from core.net.server import Request
 
 
 def handle_move(request: Request) -> int:

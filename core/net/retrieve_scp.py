@@ -28,7 +28,7 @@ from core.dicom.status import (
 from core.dimse import messages
 from core.dimse.association import AssociationClosed, ConnectionLost, DataSetTooLarge
 from core.dimse.store_scu import Outcome, StoreSCU
-from core.net.server import Request
+from core.net.request import Request
 from core.services.identifier import IdentifierError, validate
 from core.services.retrieve import StoredInstance, find_instances
 

@@ -8,22 +8,17 @@ thread of its own.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
-import multiprocessing
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from core.config import AEConfig, Config, NetworkConfig
 from core.dicom.status import UNRECOGNIZED_OPERATION, is_failure
 from core.dimse import messages, pdu
 from core.dimse.association import (
-    AcceptedContext,
     Association,
     ConnectionLost,
     PeerAborted,
@@ -34,7 +29,9 @@ from core.dimse.association import (
 )
 from core.events import AssociationClosed, AssociationInfo, AssociationOpened, EventBus
 from core.net import contexts
+from core.net.limit import AssociationLimit
 from core.net.reception import Reception, Rejection
+from core.net.request import Handler, Request
 from core.services.context import ServiceContext
 
 log = logging.getLogger("pacs.assoc")
@@ -42,75 +39,6 @@ log = logging.getLogger("pacs.assoc")
 
 class StartupError(Exception):
     """The server cannot start (e.g. a port is in use); the message is one line."""
-
-
-@dataclass
-class Request:
-    """A DIMSE request as handlers see it."""
-
-    assoc: Association
-    ae: AEConfig
-    ctx: AcceptedContext
-    command: messages.Command
-    services: ServiceContext
-    info: AssociationInfo
-
-    @property
-    def relational(self) -> bool:
-        """Relational queries/retrieval were negotiated for this context's SOP class."""
-        return self.assoc.extended.get(self.ctx.abstract_syntax, b"")[:1] == b"\x01"
-
-
-# A handler sends its responses and returns its final status.
-Handler = Callable[[Request], int]
-
-
-class AssociationLimit:
-    """The device's count of established associations against `maximum`, shared by the
-    worker processes that serve them (one slot per worker), and each worker's open
-    connections, by which the workers share out new connections."""
-
-    def __init__(self, maximum: int, workers: int = 1) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.maximum = maximum
-        self.counts = context.Array("i", max(workers, 1))
-        self.connections = context.Array("i", max(workers, 1))
-        self.worker = 0
-
-    def for_worker(self, worker: int) -> AssociationLimit:
-        """The same shared counts, as seen by worker number `worker`."""
-        view = copy.copy(self)
-        view.worker = worker
-        return view
-
-    def acquire(self) -> bool:
-        """Count one more association, unless the maximum is reached."""
-        with self.counts.get_lock():
-            if sum(self.counts) >= self.maximum:
-                return False
-            self.counts[self.worker] += 1
-            return True
-
-    def release(self) -> None:
-        with self.counts.get_lock():
-            self.counts[self.worker] -= 1
-
-    def connected(self, delta: int) -> None:
-        """A connection of this worker opened (+1) or closed (-1)."""
-        with self.connections.get_lock():
-            self.connections[self.worker] += delta
-
-    def busier_than_others(self) -> bool:
-        """True when another worker has fewer connections (it should accept next)."""
-        connections = self.connections[:]
-        return connections[self.worker] > min(connections)
-
-    def reset(self, worker: int) -> None:
-        """Forget the counts of a worker that died."""
-        with self.counts.get_lock():
-            self.counts[worker] = 0
-        with self.connections.get_lock():
-            self.connections[worker] = 0
 
 
 class DicomServer:

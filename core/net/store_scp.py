@@ -7,7 +7,7 @@ from core.dicom.part10 import file_meta
 from core.dicom.status import OUT_OF_RESOURCES, SOP_CLASS_NOT_SUPPORTED
 from core.dicom.uids import STORAGE_SOP_CLASSES
 from core.dimse import messages
-from core.net.server import Request
+from core.net.request import Request
 from core.services.ingest import Received, StoreResult, ingest
 from core.storage.filesystem import IncomingFile, StorageError
 

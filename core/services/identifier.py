@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pydicom import Dataset
 
+from core.db.matching import MatchingError
 from core.dicom.status import IDENTIFIER_DOES_NOT_MATCH, invalid, missing
 
 QUERY_RETRIEVE_LEVEL = 0x00080052
@@ -35,6 +36,11 @@ class IdentifierError(Exception):
 
     def __str__(self) -> str:
         return self.comment
+
+
+# What a query or retrieve refuses an identifier with: a key missing or invalid for the
+# model, or a value matching cannot use. Both carry status, comment and tag.
+IDENTIFIER_REFUSED = (IdentifierError, MatchingError)
 
 
 def _missing(tag: int, keyword: str) -> IdentifierError:
