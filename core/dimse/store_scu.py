@@ -51,7 +51,7 @@ class StoredInstance(Protocol):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Sent:
     """How one sub-operation ended: the C-STORE-RSP status (or PROCESSING_FAILURE when it
     failed here, before or without a peer) and, for failures, why."""
 
@@ -123,7 +123,7 @@ class StoreSCU:
         self.originator = originator
         self.on_request = on_request
 
-    def send(self, inst: StoredInstance) -> Outcome:
+    def send(self, inst: StoredInstance) -> Sent:
         """One sub-operation. Raises AssociationClosed when the association ends."""
         stored = inst.transfer_syntax
         if inst.coercion is not None and not rewritable(stored):
@@ -131,7 +131,7 @@ class StoreSCU:
             stored = EXPLICIT_VR_LE
         choice = choose_context(self.contexts, inst.sop_class_uid, stored)
         if isinstance(choice, str):
-            return Outcome(PROCESSING_FAILURE, choice)
+            return Sent(PROCESSING_FAILURE, choice)
         ctx, syntax = choice
         if syntax == inst.transfer_syntax and inst.coercion is None:
             return self._send_file(inst, ctx)
@@ -139,31 +139,31 @@ class StoreSCU:
         try:
             data = transcode(inst.path, inst.transfer_syntax, syntax, edit)
         except TranscodeError as exc:
-            return Outcome(PROCESSING_FAILURE, str(exc))
+            return Sent(PROCESSING_FAILURE, str(exc))
         message_id = self._request(inst, ctx)
         self._guarded(lambda: self.assoc.send_data(ctx.id, data))
         return self._response(message_id)
 
-    def _send_file(self, inst: StoredInstance, ctx: AcceptedContext) -> Outcome:
+    def _send_file(self, inst: StoredInstance, ctx: AcceptedContext) -> Sent:
         try:
             file = open(inst.path, "rb")  # noqa: SIM115 - closed below, after the data set
         except OSError as exc:
-            return Outcome(PROCESSING_FAILURE, f"cannot read the stored file: {exc.strerror}")
+            return Sent(PROCESSING_FAILURE, f"cannot read the stored file: {exc.strerror}")
         with file:
             try:
                 offset = dataset_offset(file.read(_META_HEAD))
                 size = os.fstat(file.fileno()).st_size
                 file.seek(offset)
             except (OSError, ValueError) as exc:
-                return Outcome(PROCESSING_FAILURE, f"cannot read the stored file: {exc}")
+                return Sent(PROCESSING_FAILURE, f"cannot read the stored file: {exc}")
             if size != inst.size:
                 # Truncated or replaced behind the index's back: do not send it as it is.
-                return Outcome(
+                return Sent(
                     PROCESSING_FAILURE, f"stored file has {size} bytes, indexed with {inst.size}"
                 )
             length = size - offset
             if length <= 0:
-                return Outcome(PROCESSING_FAILURE, "the stored file has no data set")
+                return Sent(PROCESSING_FAILURE, "the stored file has no data set")
             message_id = self._request(inst, ctx)
             self._guarded(lambda: self.assoc.send_data_from(ctx.id, file.read, length))
         return self._response(message_id)
@@ -196,7 +196,7 @@ class StoreSCU:
             self.assoc.abort()
             raise ConnectionLost(f"sending a data set failed: {exc}") from exc
 
-    def _response(self, message_id: int) -> Outcome:
+    def _response(self, message_id: int) -> Sent:
         while True:
             _, command = self.assoc.receive_command()
             if command.has_dataset:
@@ -205,12 +205,12 @@ class StoreSCU:
             if command.field == messages.C_STORE_RSP and responded_to == message_id:
                 status = command.us(messages.STATUS)
                 if status is None:
-                    return Outcome(PROCESSING_FAILURE, "C-STORE-RSP without a status")
+                    return Sent(PROCESSING_FAILURE, "C-STORE-RSP without a status")
                 if status == SUCCESS:
-                    return Outcome(status)
+                    return Sent(status)
                 comment = command.text(messages.ERROR_COMMENT)
                 reason = f"{self.assoc.remote_ae} answered {status:04X}"
-                return Outcome(status, f"{reason}: {comment}" if comment else reason)
+                return Sent(status, f"{reason}: {comment}" if comment else reason)
             if self.on_request is None or command.field & 0x8000:
                 self.assoc.abort(pdu.ABORT_UNEXPECTED_PDU)
                 raise ConnectionLost(

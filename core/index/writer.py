@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.db.engine import Database
 from core.dicom.status import OUT_OF_RESOURCES, PROCESSING_FAILURE
-from core.index.rules import IndexJob, IndexResult, Rejected, apply
+from core.index.rules import IndexJob, IndexResult, Outcome, Rejected, apply
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,8 @@ def _first_line(exc: BaseException) -> str:
 
 def _failure(exc: BaseException) -> IndexResult:
     if database_full(exc):
-        return IndexResult(OUT_OF_RESOURCES, "failed", "Out of resources: database is full")
-    return IndexResult(PROCESSING_FAILURE, "failed", f"Database error: {_first_line(exc)}")
+        return IndexResult(OUT_OF_RESOURCES, Outcome.FAILED, "Out of resources: database is full")
+    return IndexResult(PROCESSING_FAILURE, Outcome.FAILED, f"Database error: {_first_line(exc)}")
 
 
 def _detail(exc: BaseException) -> str:
@@ -323,7 +323,7 @@ class RemoteIndexer:
             if conn is not None:
                 self._drop(conn)
             return _Answered(
-                IndexResult(PROCESSING_FAILURE, "failed", f"Index writer unavailable: {exc}")
+                IndexResult(PROCESSING_FAILURE, Outcome.FAILED, f"Index writer unavailable: {exc}")
             )
         return _Awaited(self, conn, job_id)
 
@@ -338,7 +338,7 @@ class RemoteIndexer:
             self._drop(conn)
             # The job may have been committed before the writer was lost.
             return IndexResult(
-                PROCESSING_FAILURE, "failed", "Index writer unavailable", uncertain=True
+                PROCESSING_FAILURE, Outcome.FAILED, "Index writer unavailable", uncertain=True
             )
 
     def after_durable(self, result: IndexResult, action: Callable[[], None]) -> None:

@@ -27,7 +27,7 @@ from core.dicom.status import (
 )
 from core.dimse import messages
 from core.dimse.association import AssociationClosed, ConnectionLost, DataSetTooLarge
-from core.dimse.store_scu import Outcome, StoreSCU
+from core.dimse.store_scu import Sent, StoreSCU
 from core.net.request import Request
 from core.services.identifier import IdentifierError, validate
 from core.services.retrieve import StoredInstance, find_instances
@@ -137,12 +137,12 @@ class Retrieve:
         if not self.total:
             self.total = self.remaining = len(instances)
         for inst in instances:
-            self._count(inst, Outcome(PROCESSING_FAILURE, reason), log_it=False)
+            self._count(inst, Sent(PROCESSING_FAILURE, reason), log_it=False)
         log.warning(
             "%s: %s: %d sub-operations failed: %s", self.peer, self.name, len(instances), reason
         )
 
-    def _count(self, inst: StoredInstance, outcome: Outcome, log_it: bool = True) -> None:
+    def _count(self, inst: StoredInstance, outcome: Sent, log_it: bool = True) -> None:
         self.remaining -= 1
         if outcome.completed:
             self.completed += 1
