@@ -28,10 +28,11 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.dicom.codec import encode_identifier
+from core.dicom.status import PENDING, PENDING_WARNING, SUCCESS
 from core.dicom.uids import EXPLICIT_VR_LE, STUDY_ROOT_FIND
-from core.net import dimse
-from core.net.association import Association
-from core.net.scu import associate
+from core.dimse import messages
+from core.dimse.association import Association
+from core.dimse.scu import associate
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
@@ -305,14 +306,8 @@ def c_find(assoc: Association, ctx_id: int, raw: bytes) -> int:
     """One Study Root C-FIND with all its responses read; returns the number of matches."""
     assoc.send_command(
         ctx_id,
-        dimse.encode(
-            [
-                (dimse.AFFECTED_SOP_CLASS_UID, STUDY_ROOT_FIND),
-                (dimse.COMMAND_FIELD, dimse.C_FIND_RQ),
-                (dimse.MESSAGE_ID, assoc.next_message_id()),
-                (dimse.PRIORITY, 0),
-                (dimse.COMMAND_DATA_SET_TYPE, 0),
-            ]
+        messages.request(
+            messages.C_FIND_RQ, STUDY_ROOT_FIND, assoc.next_message_id(), has_dataset=True
         ),
     )
     assoc.send_data(ctx_id, raw)
@@ -321,13 +316,15 @@ def c_find(assoc: Association, ctx_id: int, raw: bytes) -> int:
         _, response = assoc.receive_command()
         if response.has_dataset:
             assoc.receive_dataset()
-        status = response.us(dimse.STATUS)
-        if status in (0xFF00, 0xFF01):
+        status = response.us(messages.STATUS)
+        if status in (PENDING, PENDING_WARNING):
             matches += 1
-        elif status == 0x0000:
+        elif status == SUCCESS:
             return matches
         else:
-            raise RuntimeError(f"C-FIND failed: {status:04X} {response.text(dimse.ERROR_COMMENT)}")
+            raise RuntimeError(
+                f"C-FIND failed: {status:04X} {response.text(messages.ERROR_COMMENT)}"
+            )
 
 
 def find_association(peer: Peer) -> tuple[Association, int]:

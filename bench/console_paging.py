@@ -33,10 +33,10 @@ from core.db import migrate
 from core.db.engine import Database
 from core.db.models import Instance, Patient, Series, Study
 from core.events import EventBus
+from core.index.writer import LocalIndexer
 from core.services import query as q
 from core.services import studies
 from core.services.context import ServiceContext
-from core.services.indexer import LocalIndexer
 from core.storage.filesystem import FileStorage
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

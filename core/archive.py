@@ -11,14 +11,15 @@ from core.config import Config
 from core.db import migrate
 from core.db.engine import Database
 from core.events import EventBus
+from core.index.writer import LocalIndexer, RemoteIndexer
 from core.net.handlers import HANDLERS
-from core.net.server import AssociationLimit, DicomServer, StartupError
+from core.net.limit import AssociationLimit
+from core.net.server import DicomServer, StartupError
 from core.services.context import ServiceContext, configured_storage
-from core.services.indexer import LocalIndexer, RemoteIndexer
 from core.services.recovery import recover
 from core.services.status import remove_stale, run_dir
+from core.serving import WRITER_STALL_TIMEOUT, WorkerPool, start_serving
 from core.storage.filesystem import StorageError
-from core.workers import WRITER_STALL_TIMEOUT, WorkerPool, start_serving
 
 log = logging.getLogger(__name__)
 

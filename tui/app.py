@@ -24,7 +24,6 @@ from tui.widgets.prompt import Prompt
 from tui.widgets.view import View
 
 if TYPE_CHECKING:
-    from core.archive import Archive
     from core.services.context import ServiceContext
 
 
@@ -99,7 +98,7 @@ class PacsConsole(App[None]):
     def __init__(
         self,
         services: ServiceContext,
-        archive: Archive | None = None,
+        archive: object | None = None,
         clock: Callable[[], float] = time.time,
         start_view: str = "studies",
     ) -> None:

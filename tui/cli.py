@@ -81,7 +81,7 @@ def _describe(config: Config) -> str:
 def _serve(config: Config) -> int:
     from core.archive import Archive
     from core.net.server import StartupError
-    from core.workers import LOG_FORMAT
+    from core.serving import LOG_FORMAT
 
     logging.basicConfig(level=config.log.level, format=LOG_FORMAT, stream=sys.stderr)
     stop = threading.Event()
@@ -110,7 +110,7 @@ def _log_to_file(config: Config) -> tuple[Path, int]:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 2)
     os.close(fd)
-    from core.workers import LOG_FORMAT
+    from core.serving import LOG_FORMAT
 
     logging.basicConfig(level=config.log.level, format=LOG_FORMAT, stream=sys.stderr, force=True)
     return path, terminal

@@ -42,9 +42,9 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from core.config import View
 from core.db import views
 from core.db.models import Instance, Patient, Series, Study
+from core.dicom.status import IDENTIFIER_DOES_NOT_MATCH, invalid
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
-INVALID_KEY = 0xA900
 
 _patient = Patient.__table__
 _study = Study.__table__
@@ -59,8 +59,8 @@ class MatchingError(ValueError):
     def __init__(self, tag: int, value: str) -> None:
         keyword = keyword_for_tag(tag) or "Attribute"
         self.tag = tag
-        self.status = INVALID_KEY
-        self.comment = f"Invalid {keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X}) - {value}"
+        self.status = IDENTIFIER_DOES_NOT_MATCH
+        self.comment = invalid(keyword, tag, value)
         super().__init__(self.comment)
 
 

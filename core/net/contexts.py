@@ -16,8 +16,8 @@ from core.dicom.uids import (
     TRANSFER_SYNTAXES,
     VERIFICATION,
 )
-from core.net import pdu
-from core.net.association import AcceptedContext
+from core.dimse import pdu
+from core.dimse.association import AcceptedContext
 
 FIND_MODELS = {PATIENT_ROOT_FIND: "PATIENT", STUDY_ROOT_FIND: "STUDY"}
 MOVE_MODELS = {PATIENT_ROOT_MOVE: "PATIENT", STUDY_ROOT_MOVE: "STUDY"}

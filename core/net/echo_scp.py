@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from core.net import dimse
-from core.net.server import Request
+from core.dicom.status import SUCCESS
+from core.dimse import messages
+from core.net.request import Request
 
 
 def handle_echo(request: Request) -> int:
     """Answer a C-ECHO-RQ with Success."""
     request.assoc.send_command(
-        request.ctx.id, dimse.response(request.command, dimse.C_ECHO_RSP, 0x0000)
+        request.ctx.id, messages.response(request.command, messages.C_ECHO_RSP, SUCCESS)
     )
-    return 0x0000
+    return SUCCESS

@@ -12,24 +12,24 @@ import logging
 import time
 from contextlib import closing
 
-from core.db.matching import MatchingError
 from core.dicom.codec import decode_identifier, encode_identifier
+from core.dicom.status import (
+    CANCEL,
+    CANNOT_UNDERSTAND,
+    PENDING,
+    SOP_CLASS_NOT_SUPPORTED,
+    SUCCESS,
+    UNABLE_TO_PROCESS,
+)
+from core.dimse import messages
+from core.dimse.association import AssociationClosed, DataSetTooLarge
 from core.events import QueryAnswered
-from core.net import dimse
-from core.net.association import AssociationClosed, DataSetTooLarge
 from core.net.contexts import FIND_MODELS
-from core.net.server import Request
-from core.services.identifier import IdentifierError
+from core.net.request import Request
+from core.services.identifier import IDENTIFIER_REFUSED
 from core.services.query import Query, find
 
 log = logging.getLogger(__name__)
-
-SUCCESS = 0x0000
-PENDING = 0xFF00
-CANCEL = 0xFE00
-SOP_CLASS_NOT_SUPPORTED = 0x0122
-CANNOT_UNDERSTAND = 0xC000
-UNABLE_TO_PROCESS = 0xC001
 
 
 def handle_find(request: Request) -> int:
@@ -69,7 +69,7 @@ def _find(request: Request, raw: bytes | None) -> int:
             retrieve_aet=request.ae.title,
         )
         results = find(request.services, query)
-    except (IdentifierError, MatchingError) as exc:
+    except IDENTIFIER_REFUSED as exc:
         return _failed(request, exc.status, exc.comment, exc.tag)
     started = time.perf_counter()
     matches = 0
@@ -80,7 +80,7 @@ def _find(request: Request, raw: bytes | None) -> int:
             data = encode_identifier(response, syntax)
             request.assoc.send_command(
                 request.ctx.id,
-                dimse.response(request.command, dimse.C_FIND_RSP, PENDING, has_dataset=True),
+                messages.response(request.command, messages.C_FIND_RSP, PENDING, has_dataset=True),
             )
             request.assoc.send_data(request.ctx.id, data)
             matches += 1
@@ -97,13 +97,13 @@ def _cancelled(request: Request) -> bool:
     if polled is None:
         return False
     _, command = polled
-    if command.field == dimse.C_CANCEL_RQ:
+    if command.field == messages.C_CANCEL_RQ:
         # A cancel of another message ID does not concern this query.
-        return command.us(dimse.MESSAGE_ID_BEING_RESPONDED_TO) == request.command.message_id
+        return command.us(messages.MESSAGE_ID_BEING_RESPONDED_TO) == request.command.message_id
     log.warning(
         "%s sent %s during a C-FIND; ignored",
         _peer(request),
-        dimse.NAMES.get(command.field, f"0x{command.field:04X}"),
+        messages.NAMES.get(command.field, f"0x{command.field:04X}"),
     )
     if command.has_dataset:
         request.assoc.receive_data(lambda _: None)
@@ -131,9 +131,9 @@ def _final(
 ) -> int:
     request.assoc.send_command(
         request.ctx.id,
-        dimse.response(
+        messages.response(
             request.command,
-            dimse.C_FIND_RSP,
+            messages.C_FIND_RSP,
             status,
             comment=comment,
             offending=[tag] if tag is not None else None,

@@ -4,17 +4,17 @@ it accepted the SCP role."""
 
 from __future__ import annotations
 
-from core.net import dimse
-from core.net.association import AcceptedContext
+from core.dimse import messages
+from core.dimse.association import AcceptedContext
+from core.dimse.store_scu import StoreSCU
 from core.net.contexts import GET_MODELS
+from core.net.request import Request
 from core.net.retrieve_scp import Retrieve, serve
-from core.net.server import Request
-from core.net.store_scu import StoreSCU
 
 
 def handle_get(request: Request) -> int:
     """Serve one C-GET-RQ; returns the final status."""
-    return serve(request, dimse.C_GET_RSP, _get)
+    return serve(request, messages.C_GET_RSP, _get)
 
 
 def _requestor_stores(ctx: AcceptedContext) -> bool:

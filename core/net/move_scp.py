@@ -4,22 +4,18 @@ AE's title."""
 
 from __future__ import annotations
 
-from core.net import dimse, scu
-from core.net.association import AcceptedContext
+from core.dicom.status import MOVE_DESTINATION_UNKNOWN
+from core.dimse import messages, scu
+from core.dimse.association import AcceptedContext
+from core.dimse.store_scu import StoreSCU, proposals
 from core.net.contexts import MOVE_MODELS
-from core.net.retrieve_scp import (
-    MOVE_DESTINATION_UNKNOWN,
-    Retrieve,
-    RetrieveFailure,
-    serve,
-)
-from core.net.server import Request
-from core.net.store_scu import StoreSCU, proposals
+from core.net.request import Request
+from core.net.retrieve_scp import Retrieve, RetrieveFailure, serve
 
 
 def handle_move(request: Request) -> int:
     """Serve one C-MOVE-RQ; returns the final status."""
-    return serve(request, dimse.C_MOVE_RSP, _move)
+    return serve(request, messages.C_MOVE_RSP, _move)
 
 
 def _as_requestor(ctx: AcceptedContext) -> bool:
@@ -30,7 +26,7 @@ def _move(retrieve: Retrieve) -> int:
     request = retrieve.request
     # dcm4chee's order: the identifier first (A900), then the destination (A801).
     model, level, identifier = retrieve.identifier(MOVE_MODELS)
-    title = request.command.text(dimse.MOVE_DESTINATION)
+    title = request.command.text(messages.MOVE_DESTINATION)
     destination = request.services.config.remote(title)
     if destination is None:
         # dcm4chee's text: the message of its ConfigurationNotFoundException.

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core.config import AEConfig
-from core.net import pdu
+from core.dimse import pdu
 
 if TYPE_CHECKING:
     from core.net.server import DicomServer

@@ -13,24 +13,27 @@ from pydicom import Dataset
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.dicom.codec import decode_identifier, encode_identifier
-from core.net import dimse
-from core.net.association import AssociationClosed, ConnectionLost, DataSetTooLarge
-from core.net.server import Request
-from core.net.store_scu import PROCESSING_FAILURE, Outcome, StoreSCU
-from core.services.identifier import IDENTIFIER_DOES_NOT_MATCH, IdentifierError, validate
+from core.dicom.status import (
+    CANCEL,
+    CANNOT_UNDERSTAND,
+    IDENTIFIER_DOES_NOT_MATCH,
+    ONE_OR_MORE_FAILURES,
+    PENDING,
+    PROCESSING_FAILURE,
+    SOP_CLASS_NOT_SUPPORTED,
+    SUCCESS,
+    UNABLE_TO_CALCULATE_MATCHES,
+    UNABLE_TO_PERFORM_SUB_OPERATIONS,
+)
+from core.dimse import messages
+from core.dimse.association import AssociationClosed, ConnectionLost, DataSetTooLarge
+from core.dimse.store_scu import Sent, StoreSCU
+from core.net.request import Request
+from core.services.identifier import IdentifierError, validate
 from core.services.retrieve import StoredInstance, find_instances
 
 log = logging.getLogger(__name__)
 
-SUCCESS = 0x0000
-PENDING = 0xFF00
-CANCEL = 0xFE00
-SOME_FAILED = 0xB000
-SOP_CLASS_NOT_SUPPORTED = 0x0122
-UNABLE_TO_CALCULATE_MATCHES = 0xA701
-UNABLE_TO_PERFORM_SUBOPERATIONS = 0xA702
-MOVE_DESTINATION_UNKNOWN = 0xA801
-UNABLE_TO_PROCESS = 0xC000
 FAILED_SOP_INSTANCE_UID_LIST = 0x00081198
 _US_MAX = 0xFFFF
 
@@ -56,7 +59,7 @@ class Retrieve:
     def __init__(self, request: Request, response_field: int) -> None:
         self.request = request
         self.response_field = response_field
-        self.name = dimse.NAMES[request.command.field]
+        self.name = messages.NAMES[request.command.field]
         self.started = time.monotonic()
         self.total = self.remaining = self.completed = self.failed = self.warning = 0
         self.failed_uids: list[str] = []
@@ -134,12 +137,12 @@ class Retrieve:
         if not self.total:
             self.total = self.remaining = len(instances)
         for inst in instances:
-            self._count(inst, Outcome(PROCESSING_FAILURE, reason), log_it=False)
+            self._count(inst, Sent(PROCESSING_FAILURE, reason), log_it=False)
         log.warning(
             "%s: %s: %d sub-operations failed: %s", self.peer, self.name, len(instances), reason
         )
 
-    def _count(self, inst: StoredInstance, outcome: Outcome, log_it: bool = True) -> None:
+    def _count(self, inst: StoredInstance, outcome: Sent, log_it: bool = True) -> None:
         self.remaining -= 1
         if outcome.completed:
             self.completed += 1
@@ -164,11 +167,11 @@ class Retrieve:
         while (received := self.request.assoc.poll_command()) is not None:
             self.on_request(received[1])
 
-    def on_request(self, command: dimse.Command) -> None:
+    def on_request(self, command: messages.Command) -> None:
         """A command that arrived during the retrieve: only C-CANCEL-RQ is allowed (no
         asynchronous operations are negotiated), anything else ends the association."""
-        if command.field == dimse.C_CANCEL_RQ:
-            responded_to = command.us(dimse.MESSAGE_ID_BEING_RESPONDED_TO)
+        if command.field == messages.C_CANCEL_RQ:
+            responded_to = command.us(messages.MESSAGE_ID_BEING_RESPONDED_TO)
             if responded_to == self.request.command.message_id:
                 self.cancelled = True
             return
@@ -183,12 +186,11 @@ class Retrieve:
         elif not self.failed and not self.warning:
             status = SUCCESS
         elif not self.completed and not self.warning:
-            status = UNABLE_TO_PERFORM_SUBOPERATIONS
+            status = UNABLE_TO_PERFORM_SUB_OPERATIONS
         else:
-            status = SOME_FAILED
-        comment = (
-            self.first_problem if status in (SOME_FAILED, UNABLE_TO_PERFORM_SUBOPERATIONS) else None
-        )
+            status = ONE_OR_MORE_FAILURES
+        failed = status in (ONE_OR_MORE_FAILURES, UNABLE_TO_PERFORM_SUB_OPERATIONS)
+        comment = self.first_problem if failed else None
         # Zeros included: a retrieve without matches ends with no sub-operations.
         self.with_counts = True
         self._respond(status, comment=comment)
@@ -219,11 +221,11 @@ class Retrieve:
         counts: list[tuple[int, object]] = []
         if self.with_counts:
             if status in (PENDING, CANCEL):
-                counts.append((dimse.REMAINING, min(self.remaining, _US_MAX)))
+                counts.append((messages.REMAINING, min(self.remaining, _US_MAX)))
             counts += [
-                (dimse.COMPLETED, min(self.completed, _US_MAX)),
-                (dimse.FAILED, min(self.failed, _US_MAX)),
-                (dimse.WARNING, min(self.warning, _US_MAX)),
+                (messages.COMPLETED, min(self.completed, _US_MAX)),
+                (messages.FAILED, min(self.failed, _US_MAX)),
+                (messages.WARNING, min(self.warning, _US_MAX)),
             ]
         data = None
         if self.failed_uids and status != PENDING:
@@ -232,7 +234,7 @@ class Retrieve:
             data = encode_identifier(identifier, request.ctx.transfer_syntax)
         request.assoc.send_command(
             request.ctx.id,
-            dimse.response(
+            messages.response(
                 request.command,
                 self.response_field,
                 status,
@@ -259,5 +261,5 @@ def serve(request: Request, response_field: int, body: Callable[[Retrieve], int]
     except Exception as exc:
         log.exception("%s: %s failed unexpectedly", retrieve.peer, retrieve.name)
         return retrieve.reject(
-            RetrieveFailure(UNABLE_TO_PROCESS, f"Unexpected error: {_first_line(exc)}")
+            RetrieveFailure(CANNOT_UNDERSTAND, f"Unexpected error: {_first_line(exc)}")
         )

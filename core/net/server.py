@@ -8,114 +8,37 @@ thread of its own.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
-import multiprocessing
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from core.config import AEConfig, Config, NetworkConfig
-from core.events import AssociationClosed, AssociationInfo, AssociationOpened, EventBus
-from core.net import contexts, dimse, pdu
-from core.net.association import (
-    AcceptedContext,
+from core.dicom.status import UNRECOGNIZED_OPERATION, is_failure
+from core.dimse import messages, pdu
+from core.dimse.association import (
     Association,
     ConnectionLost,
     PeerAborted,
     PeerReleased,
 )
-from core.net.association import (
+from core.dimse.association import (
     AssociationClosed as Closed,
 )
+from core.events import AssociationClosed, AssociationInfo, AssociationOpened, EventBus
+from core.net import contexts
+from core.net.limit import AssociationLimit
 from core.net.reception import Reception, Rejection
+from core.net.request import Handler, Request
 from core.services.context import ServiceContext
 
 log = logging.getLogger("pacs.assoc")
 
-STATUS_PROCESSING_FAILURE = 0x0110
-STATUS_UNRECOGNIZED_OPERATION = 0x0211
-
 
 class StartupError(Exception):
     """The server cannot start (e.g. a port is in use); the message is one line."""
-
-
-@dataclass
-class Request:
-    """A DIMSE request as handlers see it."""
-
-    assoc: Association
-    ae: AEConfig
-    ctx: AcceptedContext
-    command: dimse.Command
-    services: ServiceContext
-    info: AssociationInfo
-
-    @property
-    def relational(self) -> bool:
-        """Relational queries/retrieval were negotiated for this context's SOP class."""
-        return self.assoc.extended.get(self.ctx.abstract_syntax, b"")[:1] == b"\x01"
-
-
-# A handler sends its responses and returns its final status.
-Handler = Callable[[Request], int]
-
-
-def _is_failure(status: int) -> bool:
-    return status not in (0x0000, 0xFE00) and (status & 0xF000) not in (0xB000, 0xF000)
-
-
-class AssociationLimit:
-    """The device's count of established associations against `maximum`, shared by the
-    worker processes that serve them (one slot per worker), and each worker's open
-    connections, by which the workers share out new connections."""
-
-    def __init__(self, maximum: int, workers: int = 1) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.maximum = maximum
-        self.counts = context.Array("i", max(workers, 1))
-        self.connections = context.Array("i", max(workers, 1))
-        self.worker = 0
-
-    def for_worker(self, worker: int) -> AssociationLimit:
-        """The same shared counts, as seen by worker number `worker`."""
-        view = copy.copy(self)
-        view.worker = worker
-        return view
-
-    def acquire(self) -> bool:
-        """Count one more association, unless the maximum is reached."""
-        with self.counts.get_lock():
-            if sum(self.counts) >= self.maximum:
-                return False
-            self.counts[self.worker] += 1
-            return True
-
-    def release(self) -> None:
-        with self.counts.get_lock():
-            self.counts[self.worker] -= 1
-
-    def connected(self, delta: int) -> None:
-        """A connection of this worker opened (+1) or closed (-1)."""
-        with self.connections.get_lock():
-            self.connections[self.worker] += delta
-
-    def busier_than_others(self) -> bool:
-        """True when another worker has fewer connections (it should accept next)."""
-        connections = self.connections[:]
-        return connections[self.worker] > min(connections)
-
-    def reset(self, worker: int) -> None:
-        """Forget the counts of a worker that died."""
-        with self.counts.get_lock():
-            self.counts[worker] = 0
-        with self.connections.get_lock():
-            self.connections[worker] = 0
 
 
 class DicomServer:
@@ -381,7 +304,7 @@ class _Session:
                 return "aborted by the peer"
             except ConnectionLost as exc:
                 return f"aborted: {exc}"
-            name = dimse.NAMES.get(command.field, f"0x{command.field:04X}")
+            name = messages.NAMES.get(command.field, f"0x{command.field:04X}")
             try:
                 status = self._dispatch(ctx_id, command)
             except PeerReleased:
@@ -394,14 +317,14 @@ class _Session:
             except Closed as exc:
                 self.info.count(name, failed=True)
                 return f"aborted: {exc}"
-            if command.field != dimse.C_CANCEL_RQ:
-                self.info.count(name, failed=_is_failure(status))
+            if command.field != messages.C_CANCEL_RQ:
+                self.info.count(name, failed=is_failure(status))
             idle_since = time.monotonic()
 
-    def _dispatch(self, ctx_id: int, command: dimse.Command) -> int:
+    def _dispatch(self, ctx_id: int, command: messages.Command) -> int:
         assoc = self.assoc
         assert assoc is not None and self.info is not None
-        if command.field == dimse.C_CANCEL_RQ:
+        if command.field == messages.C_CANCEL_RQ:
             return 0  # nothing in progress to cancel
         handler = self.server.handlers.get(command.field)
         ctx = assoc.contexts[ctx_id]
@@ -410,14 +333,14 @@ class _Session:
                 assoc.receive_data(lambda _: None)
             assoc.send_command(
                 ctx_id,
-                dimse.response(
+                messages.response(
                     command,
                     command.field | 0x8000,
-                    STATUS_UNRECOGNIZED_OPERATION,
-                    comment=f"{dimse.NAMES.get(command.field, 'operation')} not supported",
+                    UNRECOGNIZED_OPERATION,
+                    comment=f"{messages.NAMES.get(command.field, 'operation')} not supported",
                 ),
             )
-            return STATUS_UNRECOGNIZED_OPERATION
+            return UNRECOGNIZED_OPERATION
         assert self.server.services is not None
         request = Request(assoc, self.ae, ctx, command, self.server.services, self.info)
         return handler(request)

@@ -1,40 +1,20 @@
-"""Storage SCP (C-STORE): received bytes go straight to a file, then to core.services.ingest."""
+"""Storage SCP (C-STORE): received bytes stream into a receiver of core.services.ingest,
+which keeps and indexes the object."""
 
 from __future__ import annotations
 
 from core.config import Service
-from core.dicom.part10 import file_meta
+from core.dicom.status import SOP_CLASS_NOT_SUPPORTED
 from core.dicom.uids import STORAGE_SOP_CLASSES
-from core.net import dimse
-from core.net.server import Request
-from core.services.ingest import OUT_OF_RESOURCES, Received, StoreResult, ingest
-from core.storage.filesystem import IncomingFile, StorageError
-
-SOP_CLASS_NOT_SUPPORTED = 0x0122
-
-
-class _Sink:
-    """Writes data set fragments to the incoming file; after a write error it keeps
-    swallowing fragments so the association stays in step, and remembers the error."""
-
-    def __init__(self, file: IncomingFile | None, error: str | None) -> None:
-        self.file = file
-        self.error = error
-
-    def __call__(self, fragment: memoryview) -> None:
-        if self.error is None and self.file is not None:
-            try:
-                self.file.write(fragment)
-            except StorageError as exc:
-                self.error = str(exc)
+from core.dimse import messages
+from core.net.request import Request
+from core.services.ingest import Outcome, Receiver, StoreResult
 
 
 def handle_store(request: Request) -> int:
     """Receive one object, store and index it, answer with the outcome."""
     cmd = request.command
     assoc = request.assoc
-    sop_class = cmd.text(dimse.AFFECTED_SOP_CLASS_UID)
-    sop_iuid = cmd.text(dimse.AFFECTED_SOP_INSTANCE_UID)
     if (
         Service.STORAGE not in request.ae.services
         or request.ctx.abstract_syntax not in STORAGE_SOP_CLASSES
@@ -42,45 +22,29 @@ def handle_store(request: Request) -> int:
         assoc.receive_data(lambda _: None)
         return _respond(
             request,
-            StoreResult(SOP_CLASS_NOT_SUPPORTED, "failed", "Storage not offered by this AE"),
+            StoreResult(SOP_CLASS_NOT_SUPPORTED, Outcome.FAILED, "Storage not offered by this AE"),
         )
-    file: IncomingFile | None = None
-    error: str | None = None
-    try:
-        file = request.services.storage.incoming()
-        file.write(file_meta(sop_class, sop_iuid, request.ctx.transfer_syntax, assoc.remote_ae))
-    except StorageError as exc:
-        error = str(exc)
-    sink = _Sink(file, error)
-    try:
-        assoc.receive_data(sink)
-    except BaseException:
-        if file is not None:
-            file.discard()
-        raise
-    if sink.error is not None or file is None:
-        if file is not None:
-            file.discard()
-        return _respond(request, StoreResult(OUT_OF_RESOURCES, "failed", sink.error))
-    result = ingest(
+    receiver = Receiver(
         request.services,
-        Received(
-            file=file,
-            transfer_syntax=request.ctx.transfer_syntax,
-            source_aet=assoc.remote_ae,
-            sop_class_uid=sop_class,
-            sop_instance_uid=sop_iuid,
-        ),
+        cmd.text(messages.AFFECTED_SOP_CLASS_UID),
+        cmd.text(messages.AFFECTED_SOP_INSTANCE_UID),
+        request.ctx.transfer_syntax,
+        assoc.remote_ae,
     )
-    return _respond(request, result)
+    try:
+        assoc.receive_data(receiver)
+    except BaseException:
+        receiver.discard()
+        raise
+    return _respond(request, receiver.finish())
 
 
 def _respond(request: Request, result: StoreResult) -> int:
     request.assoc.send_command(
         request.ctx.id,
-        dimse.response(
+        messages.response(
             request.command,
-            dimse.C_STORE_RSP,
+            messages.C_STORE_RSP,
             result.status,
             comment=result.comment,
             offending=result.offending,

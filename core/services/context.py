@@ -8,7 +8,7 @@ from pathlib import Path
 from core.config import Config
 from core.db.engine import Database, sqlite_file
 from core.events import EventBus
-from core.services.indexer import Indexer
+from core.index.writer import Indexer
 from core.storage.filesystem import FileStorage
 from core.storage.space import SpaceGuard
 

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 from pydicom import Dataset
 
-IDENTIFIER_DOES_NOT_MATCH = 0xA900
+from core.db.matching import MatchingError
+from core.dicom.status import IDENTIFIER_DOES_NOT_MATCH, invalid, missing
+
 QUERY_RETRIEVE_LEVEL = 0x00080052
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
@@ -36,16 +38,17 @@ class IdentifierError(Exception):
         return self.comment
 
 
-def _tag_text(tag: int) -> str:
-    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+# What a query or retrieve refuses an identifier with: a key missing or invalid for the
+# model, or a value matching cannot use. Both carry status, comment and tag.
+IDENTIFIER_REFUSED = (IdentifierError, MatchingError)
 
 
 def _missing(tag: int, keyword: str) -> IdentifierError:
-    return IdentifierError(f"Missing {keyword} {_tag_text(tag)}", tag)
+    return IdentifierError(missing(keyword, tag), tag)
 
 
 def _invalid(tag: int, keyword: str, value: str) -> IdentifierError:
-    return IdentifierError(f"Invalid {keyword} {_tag_text(tag)} - {value}", tag)
+    return IdentifierError(invalid(keyword, tag, value), tag)
 
 
 def values(identifier: Dataset, tag: int) -> list[str]:

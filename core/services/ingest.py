@@ -2,11 +2,11 @@
 
 The file has been written by the caller (its last bytes may still wait in its buffer:
 see core.storage.filesystem). Here its header is parsed, it is placed at its final path
-and made durable, and its index job (core.services.indexing: dcm4chee's rules
+and made durable, and its index job (core.index.rules: dcm4chee's rules
 for duplicates, supplements and conflicts) is applied by the archive's indexer, in a
 transaction shared with concurrent stores. Success is only returned once the file is
 fsynced at its final path and the row is committed; the file's journal entry stays until
-that commit is also flushed (core.services.indexer), so that a crash losing the commit
+that commit is also flushed (core.index.writer), so that a crash losing the commit
 loses no object: start-up recovery indexes the file again (`reindex`).
 """
 
@@ -28,19 +28,22 @@ from core.db.models import Location
 from core.dicom import attributes as attrs
 from core.dicom.header import Header, parse_header
 from core.dicom.part10 import file_meta
+from core.dicom.status import (
+    CANNOT_UNDERSTAND,
+    DATASET_DOES_NOT_MATCH,
+    OUT_OF_RESOURCES,
+    PROCESSING_FAILURE,
+    SUCCESS,
+    invalid,
+    missing,
+)
 from core.dicom.uids import is_uid
 from core.events import InstanceStored
+from core.index.rules import IndexJob, IndexResult, Outcome, undo
 from core.services.context import ServiceContext
-from core.services.indexing import IndexJob, IndexResult, undo
 from core.storage.filesystem import IncomingFile, Placement, StorageError, layout
 
 log = logging.getLogger(__name__)
-
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-DATASET_DOES_NOT_MATCH = 0xA900
-CANNOT_UNDERSTAND = 0xC000
-PROCESSING_FAILURE = 0x0110
 
 STUDY_IUID = 0x0020000D
 SERIES_IUID = 0x0020000E
@@ -52,11 +55,11 @@ ISSUER = 0x00100021
 
 @dataclass
 class StoreResult:
-    """What a C-STORE response says: status, error comment, offending element; `outcome` is
-    stored, replaced, duplicate (same digest), ignored (other source) or failed."""
+    """What a C-STORE response says: status, error comment, offending element; and what
+    became of the object."""
 
     status: int
-    outcome: str
+    outcome: Outcome
     comment: str | None = None
     offending: list[int] | None = None
     sop_iuid: str | None = None
@@ -85,12 +88,7 @@ class Parsed:
 
 
 def _missing(tag: int, keyword: str) -> StoreResult:
-    return StoreResult(
-        DATASET_DOES_NOT_MATCH,
-        "failed",
-        f"Missing {keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})",
-        [tag],
-    )
+    return StoreResult(DATASET_DOES_NOT_MATCH, Outcome.FAILED, missing(keyword, tag), [tag])
 
 
 def _parse(received: Received) -> Parsed | StoreResult:
@@ -100,23 +98,23 @@ def _parse(received: Received) -> Parsed | StoreResult:
             file.head, None if file.whole_in_memory else file.complete, received.transfer_syntax
         )
     except StorageError as exc:
-        return StoreResult(OUT_OF_RESOURCES, "failed", str(exc))
+        return StoreResult(OUT_OF_RESOURCES, Outcome.FAILED, str(exc))
     except Exception as exc:
-        return StoreResult(CANNOT_UNDERSTAND, "failed", f"Cannot parse data set: {exc}"[:64])
+        return StoreResult(CANNOT_UNDERSTAND, Outcome.FAILED, f"Cannot parse data set: {exc}"[:64])
     header = _identify(ds)
     if isinstance(header, StoreResult):
         return header
     if received.sop_instance_uid and header.sop_iuid != received.sop_instance_uid:
         return StoreResult(
             DATASET_DOES_NOT_MATCH,
-            "failed",
+            Outcome.FAILED,
             "SOP Instance UID differs from Affected SOP Instance UID",
             [SOP_IUID],
         )
     if received.sop_class_uid and header.sop_cuid != received.sop_class_uid:
         return StoreResult(
             DATASET_DOES_NOT_MATCH,
-            "failed",
+            Outcome.FAILED,
             "SOP Class UID differs from Affected SOP Class UID",
             [SOP_CUID],
         )
@@ -141,10 +139,7 @@ def _identify(ds: Header) -> Parsed | StoreResult:
             return _missing(tag, keyword)
         if tag != SOP_CUID and not is_uid(value):
             return StoreResult(
-                DATASET_DOES_NOT_MATCH,
-                "failed",
-                f"Invalid {keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X}) - {value}",
-                [tag],
+                DATASET_DOES_NOT_MATCH, Outcome.FAILED, invalid(keyword, tag, value), [tag]
             )
         uids[tag] = value
     return Parsed(ds, uids[SOP_IUID], uids[SOP_CUID], uids[STUDY_IUID], uids[SERIES_IUID])
@@ -204,7 +199,7 @@ def _index_while_durable(
         placement.make_durable()
     except StorageError:
         indexed = pending.result()
-        if indexed.outcome in ("stored", "replaced") or indexed.uncertain:
+        if indexed.outcome.kept or indexed.uncertain:
             _take_back(services, placement)
         raise
     indexed = pending.result()
@@ -253,22 +248,22 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
         indexed = _index_while_durable(services, placement, _job(h, stored, now))
         result = StoreResult(indexed.status, indexed.outcome, indexed.comment, indexed.offending)
     except StorageError as exc:
-        indexed, result = None, StoreResult(OUT_OF_RESOURCES, "failed", str(exc))
+        indexed, result = None, StoreResult(OUT_OF_RESOURCES, Outcome.FAILED, str(exc))
     except _LeftToRecovery:
-        indexed, result = None, StoreResult(OUT_OF_RESOURCES, "failed", "Out of resources")
+        indexed, result = None, StoreResult(OUT_OF_RESOURCES, Outcome.FAILED, "Out of resources")
         left = True
     except Exception as exc:
         log.exception("storing %s failed", h.sop_iuid)
         indexed, result = (
             None,
-            StoreResult(PROCESSING_FAILURE, "failed", f"Processing failure: {exc}"),
+            StoreResult(PROCESSING_FAILURE, Outcome.FAILED, f"Processing failure: {exc}"),
         )
     result.sop_iuid = h.sop_iuid
     if placement is None:
         received.file.discard()
     elif left:
         placement.leave()
-    elif indexed is not None and result.outcome in ("stored", "replaced"):
+    elif indexed is not None and result.outcome.kept:
         # The journal entry stays, and replaced files too, until the row's commit is
         # durable: until then, start-up recovery would index the file again from it.
         services.indexer.after_durable(
@@ -276,7 +271,7 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
         )
     else:
         placement.revoke()
-    if result.outcome in ("stored", "replaced"):
+    if result.outcome.kept:
         services.events.publish(
             InstanceStored(
                 h.study_iuid,
@@ -290,6 +285,64 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
     return result
 
 
+class Receiver:
+    """Takes in one object as it arrives, as its data set's encoded bytes in
+    `transfer_syntax`, in pieces (`receiver(fragment)`): they are written after the
+    archive's File Meta Information to an incoming file of the storage; `finish` then
+    keeps and indexes it (`ingest`: the UIDs are checked against the data set), and
+    `discard` drops it. After a storage error it keeps swallowing pieces, so that a
+    C-STORE's association stays in step, and `finish` answers Out of resources."""
+
+    def __init__(
+        self,
+        services: ServiceContext,
+        sop_class_uid: str,
+        sop_instance_uid: str,
+        transfer_syntax: str,
+        source_aet: str = "",
+    ) -> None:
+        self.services = services
+        self.sop_class_uid = sop_class_uid
+        self.sop_instance_uid = sop_instance_uid
+        self.transfer_syntax = transfer_syntax
+        self.source_aet = source_aet
+        self.file: IncomingFile | None = None
+        self.error: str | None = None
+        try:
+            self.file = services.storage.incoming()
+            self.file.write(file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, source_aet))
+        except StorageError as exc:
+            self.error = str(exc)
+
+    def __call__(self, fragment: bytes | memoryview) -> None:
+        if self.error is None and self.file is not None:
+            try:
+                self.file.write(fragment)
+            except StorageError as exc:
+                self.error = str(exc)
+
+    def discard(self) -> None:
+        """Drop what was received (the transfer ended before its last byte)."""
+        if self.file is not None:
+            self.file.discard()
+
+    def finish(self) -> StoreResult:
+        """Keep and index the object, or discard it with the reason. Never raises."""
+        if self.error is not None or self.file is None:
+            self.discard()
+            return StoreResult(
+                OUT_OF_RESOURCES, Outcome.FAILED, self.error, sop_iuid=self.sop_instance_uid
+            )
+        received = Received(
+            self.file,
+            self.transfer_syntax,
+            self.source_aet,
+            self.sop_class_uid,
+            self.sop_instance_uid,
+        )
+        return ingest(self.services, received)
+
+
 def ingest_encoded(
     services: ServiceContext,
     sop_class_uid: str,
@@ -299,26 +352,19 @@ def ingest_encoded(
     source_aet: str = "",
 ) -> StoreResult:
     """Store a data set made or read in-process (console upload, STOW), given as its
-    encoded bytes in `transfer_syntax`, in pieces: it is written as a Part 10 file with
-    the archive's File Meta Information, then takes the same path as a C-STORE (`ingest`;
-    the UIDs are checked against the data set as a C-STORE's are). An exception raised
-    while reading `chunks` is passed on after the partial file is removed."""
+    encoded bytes in `transfer_syntax`, in pieces, through a Receiver as a C-STORE's are.
+    An exception raised while reading `chunks` is passed on after the partial file is
+    removed."""
+    receiver = Receiver(services, sop_class_uid, sop_instance_uid, transfer_syntax, source_aet)
     try:
-        incoming = services.storage.incoming()
-    except StorageError as exc:
-        return StoreResult(OUT_OF_RESOURCES, "failed", str(exc), sop_iuid=sop_instance_uid)
-    try:
-        incoming.write(file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, source_aet))
         for chunk in chunks:
-            incoming.write(chunk)
-    except StorageError as exc:
-        incoming.discard()
-        return StoreResult(OUT_OF_RESOURCES, "failed", str(exc), sop_iuid=sop_instance_uid)
+            receiver(chunk)
+            if receiver.error is not None:
+                break
     except BaseException:
-        incoming.discard()
+        receiver.discard()
         raise
-    received = Received(incoming, transfer_syntax, source_aet, sop_class_uid, sop_instance_uid)
-    return ingest(services, received)
+    return receiver.finish()
 
 
 @dataclass
@@ -359,7 +405,7 @@ def reindex(
         return Reindexed(False, f"0x{indexed.status:04X} {indexed.comment or indexed.outcome}")
     if indexed.replaced:
         _purge_replaced(services, indexed.replaced)
-    return Reindexed(indexed.outcome in ("stored", "replaced"))
+    return Reindexed(indexed.outcome.kept)
 
 
 def _settle(

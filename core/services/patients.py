@@ -6,7 +6,7 @@ another, delete a patient without studies.
 
 Edits keep the patient row's columns and its `attrs` JSON (what C-FIND answers from) in
 step, and set `edited`: retrieved objects then carry the index's patient attributes.
-Patients are told apart as the indexer tells them apart (core.services.indexing): by
+Patients are told apart as the indexer tells them apart (core.index.rules): by
 Patient ID, and by issuer where both sides have one. So a Patient ID may be shared only by
 patients that all have issuers, all different; creating or changing an ID refuses anything
 else, or a later C-STORE could not know its patient. A merged patient keeps its row with
@@ -30,9 +30,9 @@ from core.db import matching
 from core.db.columns import patient_columns
 from core.db.models import Patient, Study
 from core.dicom import attributes
+from core.index.rules import LOCK
 from core.services import query
 from core.services.context import ServiceContext
-from core.services.indexing import LOCK
 from core.services.query import Page
 from core.services.typed_values import Field, ValueRefused, clean, entry_text, updated
 

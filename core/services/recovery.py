@@ -8,8 +8,8 @@ import logging
 from sqlalchemy import delete, select
 
 from core.db.models import Location, LocationStatus
+from core.index.rules import undo
 from core.services.context import ServiceContext
-from core.services.indexing import undo
 from core.services.ingest import reindex
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Select, delete, exists, func, select, update
 
 from core.db.models import Instance, Location, LocationStatus, Series, Study
+from core.index.rules import LOCK
 from core.services.context import ServiceContext
-from core.services.indexing import LOCK
 
 BATCH = 500
 

@@ -20,8 +20,8 @@ from sqlalchemy import Connection, Table, select, update
 from core.db.columns import series_columns, study_columns
 from core.db.models import Series, Study
 from core.dicom import attributes
+from core.index.rules import LOCK
 from core.services.context import ServiceContext
-from core.services.indexing import LOCK
 from core.services.typed_values import Field, ValueRefused, clean, date, updated, values_of
 
 _study = Study.__table__

@@ -42,9 +42,10 @@ from core.dicom import attributes
 from core.dicom.jpeg import JpegFrame, read_frame
 from core.dicom.mp4 import Video, read_video
 from core.dicom.part10 import dataset_offset
+from core.dicom.status import SUCCESS
 from core.services import query
 from core.services.context import ServiceContext
-from core.services.ingest import SUCCESS, ingest_encoded
+from core.services.ingest import Outcome, ingest_encoded
 
 UTF8 = "ISO_IR 192"
 KINDS = "a DICOM, PDF, JPEG, PNG or MP4 file"
@@ -70,7 +71,7 @@ class Uploaded:
     sop_class_uid: str
     sop_instance_uid: str
     series_instance_uid: str
-    outcome: str
+    outcome: Outcome
 
 
 def _kind(head: bytes) -> str | None:
@@ -203,7 +204,7 @@ def _store(
 ) -> Uploaded:
     """Through the one ingest path; a failure status becomes an UploadError."""
     result = ingest_encoded(services, ds.SOPClassUID, ds.SOPInstanceUID, syntax, chunks)
-    if result.status != SUCCESS or result.outcome == "failed":
+    if result.status != SUCCESS or result.outcome == Outcome.FAILED:
         reason = result.comment or f"status {result.status:04X}H"
         raise UploadError(f"{path.name} was not stored: {reason}")
     return Uploaded(kind, ds.SOPClassUID, ds.SOPInstanceUID, ds.SeriesInstanceUID, result.outcome)

@@ -6,10 +6,11 @@ import time
 from dataclasses import dataclass
 
 from core.config import NetworkConfig
+from core.dicom.status import SUCCESS
 from core.dicom.uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE, VERIFICATION
-from core.net import dimse
-from core.net.association import AssociationClosed
-from core.net.scu import AssociationFailed, associate
+from core.dimse import messages
+from core.dimse.association import AssociationClosed
+from core.dimse.scu import AssociationFailed, associate
 
 
 @dataclass
@@ -47,22 +48,15 @@ def echo(
     try:
         assoc.send_command(
             ctx_id,
-            dimse.encode(
-                [
-                    (dimse.AFFECTED_SOP_CLASS_UID, VERIFICATION),
-                    (dimse.COMMAND_FIELD, dimse.C_ECHO_RQ),
-                    (dimse.MESSAGE_ID, assoc.next_message_id()),
-                    (dimse.COMMAND_DATA_SET_TYPE, dimse.NO_DATASET),
-                ]
-            ),
+            messages.request(messages.C_ECHO_RQ, VERIFICATION, assoc.next_message_id()),
         )
         _, rsp = assoc.receive_command()
     except AssociationClosed as exc:
         return EchoResult(False, f"{called_ae}@{host}:{port}: {exc}", time.monotonic() - start)
     assoc.release()
-    status = rsp.us(dimse.STATUS)
+    status = rsp.us(messages.STATUS)
     elapsed = time.monotonic() - start
-    if status != 0:
+    if status != SUCCESS:
         return EchoResult(False, f"{called_ae} answered C-ECHO with status 0x{status:04X}", elapsed)
     return EchoResult(
         True, f"{called_ae}@{host}:{port} answered in {elapsed * 1000:.0f} ms", elapsed

@@ -11,8 +11,9 @@ from sqlalchemy import create_engine, event, func, select, text
 
 from core.db.engine import Database
 from core.db.models import Instance
-from core.services.indexer import BatchWriter
-from core.services.indexing import RELATIONAL_MISMATCH, IndexJob
+from core.dicom.status import RELATIONAL_MISMATCH
+from core.index.rules import IndexJob
+from core.index.writer import BatchWriter
 
 
 def job(sop: str, study: str = "1.2.9.1", series: str = "1.2.9.1.1") -> IndexJob:

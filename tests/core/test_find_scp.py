@@ -18,8 +18,8 @@ from core.archive import Archive
 from core.config import Config
 from core.db.models import Instance
 from core.dicom.uids import EXPLICIT_VR_LE
-from core.net import dimse
-from core.net.scu import associate
+from core.dimse import messages
+from core.dimse.scu import associate
 from tests import dicomgen
 from tests.conftest import archive_port, free_port
 from tests.core.find_support import (
@@ -398,23 +398,15 @@ def test_undecodable_identifier_gets_c000(archive: Archive, stored: Corpus) -> N
     )
     try:
         (ctx_id,) = assoc.contexts
-        request = dimse.encode(
-            [
-                (dimse.AFFECTED_SOP_CLASS_UID, STUDY_ROOT),
-                (dimse.COMMAND_FIELD, dimse.C_FIND_RQ),
-                (dimse.MESSAGE_ID, 3),
-                (dimse.PRIORITY, 0),
-                (dimse.COMMAND_DATA_SET_TYPE, 0),
-            ]
-        )
+        request = messages.request(messages.C_FIND_RQ, STUDY_ROOT, 3, has_dataset=True)
         # A sequence of undefined length whose "item" has no item tag.
         garbage = b"\x08\x00\x32\x10SQ\x00\x00\xff\xff\xff\xff\x12\x34\x56\x78\x04\x00\x00\x00abcd"
         assoc.send_command(ctx_id, request)
         assoc.send_data(ctx_id, garbage)
         _, response = assoc.receive_command()
-        assert response.us(dimse.STATUS) == 0xC000
-        assert response.us(dimse.MESSAGE_ID_BEING_RESPONDED_TO) == 3
-        assert response.text(dimse.ERROR_COMMENT).startswith("Cannot decode identifier")
+        assert response.us(messages.STATUS) == 0xC000
+        assert response.us(messages.MESSAGE_ID_BEING_RESPONDED_TO) == 3
+        assert response.text(messages.ERROR_COMMENT).startswith("Cannot decode identifier")
         # Same association, a good query.
         good = Dataset()
         good.QueryRetrieveLevel = "STUDY"
@@ -422,10 +414,10 @@ def test_undecodable_identifier_gets_c000(archive: Archive, stored: Corpus) -> N
         assoc.send_command(ctx_id, request)
         assoc.send_data(ctx_id, encode(good, False, True))
         _, response = assoc.receive_command()
-        assert response.us(dimse.STATUS) == 0xFF00
+        assert response.us(messages.STATUS) == 0xFF00
         assert b"S2" in assoc.receive_dataset()
         _, response = assoc.receive_command()
-        assert response.us(dimse.STATUS) == 0x0000
+        assert response.us(messages.STATUS) == 0x0000
     finally:
         assoc.release()
 

@@ -28,8 +28,8 @@ from core.archive import Archive
 from core.config import Config
 from core.db.engine import Database
 from core.db.models import Instance, Patient, Series
-from core.services.indexer import BatchWriter
-from core.services.indexing import IndexJob
+from core.index.rules import IndexJob
+from core.index.writer import BatchWriter
 from core.storage.filesystem import QUARANTINE
 from tests import dicomgen
 from tests.conftest import Served, archive_port, dcmtk_env, free_port, make_config_text, nodelay

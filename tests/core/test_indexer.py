@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from core.services import indexer as indexer_module
-from core.services.indexer import FlushClock, RemoteIndexer
-from core.services.indexing import IndexResult
+from core.index import writer as indexer_module
+from core.index.rules import IndexResult
+from core.index.writer import FlushClock, RemoteIndexer
 
 
 def wait_for(check, timeout: float = 5) -> None:

@@ -19,7 +19,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
 from core.dicom.uids import EXPLICIT_VR_LE, VERIFICATION
-from core.net import pdu
+from core.dimse import pdu
 from tests.conftest import Served, free_port, make_config_text, nodelay
 from tests.core.test_workers import _listens, children
 

@@ -29,9 +29,9 @@ from core.archive import Archive
 from core.db.models import Instance, Location, Patient, Series, Study
 from core.dicom.part10 import dataset_offset
 from core.dicom.uids import STORAGE_SOP_CLASSES
-from core.net import dimse
-from core.net.association import Association
-from core.net.scu import associate
+from core.dimse import messages
+from core.dimse.association import Association
+from core.dimse.scu import associate
 from core.services.context import ServiceContext
 from tests import dicomgen
 from tests.conftest import archive_port, nodelay
@@ -89,19 +89,16 @@ def context_for(assoc: Association, sop_class: str, syntax: str) -> int:
 
 def raw_store(
     assoc: Association, ctx_id: int, sop_class: str, sop_iuid: str, data: bytes
-) -> dimse.Command:
+) -> messages.Command:
     """Send one C-STORE-RQ with `data` as its data set; returns the C-STORE-RSP."""
     assoc.send_command(
         ctx_id,
-        dimse.encode(
-            [
-                (dimse.AFFECTED_SOP_CLASS_UID, sop_class),
-                (dimse.COMMAND_FIELD, dimse.C_STORE_RQ),
-                (dimse.MESSAGE_ID, assoc.next_message_id()),
-                (dimse.PRIORITY, 0),
-                (dimse.COMMAND_DATA_SET_TYPE, 0),
-                (dimse.AFFECTED_SOP_INSTANCE_UID, sop_iuid),
-            ]
+        messages.request(
+            messages.C_STORE_RQ,
+            sop_class,
+            assoc.next_message_id(),
+            sop_instance=sop_iuid,
+            has_dataset=True,
         ),
     )
     assoc.send_data(ctx_id, data)
@@ -132,8 +129,8 @@ def stored_bytes(archive: Archive, location: Location) -> bytes:
     return services_of(archive).storage.path(location.storage_path).read_bytes()
 
 
-def offending(response: dimse.Command) -> list[int]:
-    raw_tags = response.values.get(dimse.OFFENDING_ELEMENT, b"")
+def offending(response: messages.Command) -> list[int]:
+    raw_tags = response.values.get(messages.OFFENDING_ELEMENT, b"")
     return [(g << 16) | e for g, e in struct.iter_unpack("<HH", raw_tags)]
 
 
@@ -265,13 +262,13 @@ def test_missing_uid_fails_a900_and_the_association_goes_on(
         ctx = context_for(assoc, CTImageStorage, ExplicitVRLittleEndian)
         sop_iuid = bad.file_meta.MediaStorageSOPInstanceUID
         response = raw_store(assoc, ctx, CTImageStorage, sop_iuid, encoded(bad))
-        assert response.us(dimse.STATUS) == 0xA900
+        assert response.us(messages.STATUS) == 0xA900
         expected = f"Missing {keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
-        assert response.text(dimse.ERROR_COMMENT) == expected
+        assert response.text(messages.ERROR_COMMENT) == expected
         assert offending(response) == [tag]
         assert locations(archive) == []
         ok = raw_store(assoc, ctx, CTImageStorage, good.SOPInstanceUID, encoded(good))
-        assert ok.us(dimse.STATUS) == 0
+        assert ok.us(messages.STATUS) == 0
     assert len(locations(archive)) == 1
 
 
@@ -286,11 +283,11 @@ def test_undecodable_data_set_fails_c000_and_the_association_goes_on(archive: Ar
     with raw(archive, proposals) as assoc:
         deflated = context_for(assoc, CTImageStorage, DeflatedExplicitVRLittleEndian)
         response = raw_store(assoc, deflated, CTImageStorage, generate_uid(), b"\x89PNG" * 64)
-        assert response.us(dimse.STATUS) == 0xC000
-        assert response.text(dimse.ERROR_COMMENT).startswith("Cannot parse data set")
+        assert response.us(messages.STATUS) == 0xC000
+        assert response.text(messages.ERROR_COMMENT).startswith("Cannot parse data set")
         plain = context_for(assoc, CTImageStorage, ExplicitVRLittleEndian)
         ok = raw_store(assoc, plain, CTImageStorage, good.SOPInstanceUID, encoded(good))
-        assert ok.us(dimse.STATUS) == 0
+        assert ok.us(messages.STATUS) == 0
     assert len(locations(archive)) == 1
 
 
@@ -312,8 +309,8 @@ def test_garbage_in_an_uncompressed_syntax_fails_c000(archive: Archive, garbage:
         ctx = context_for(assoc, CTImageStorage, ExplicitVRLittleEndian)
         response = raw_store(assoc, ctx, CTImageStorage, "1.2.3", garbage)
         ok = raw_store(assoc, ctx, CTImageStorage, good.SOPInstanceUID, encoded(good))
-        assert ok.us(dimse.STATUS) == 0
-    assert response.us(dimse.STATUS) == 0xC000
+        assert ok.us(messages.STATUS) == 0
+    assert response.us(messages.STATUS) == 0xC000
 
 
 def test_conflicting_patient_id_fails_a778(archive: Archive) -> None:
@@ -408,7 +405,7 @@ def store_as_received(archive: Archive, files: list[PartTenFile]) -> list[int]:
                 f.sop_class,
                 f.sop_iuid,
                 f.data,
-            ).us(dimse.STATUS)
+            ).us(messages.STATUS)
             for f in files
         ]
 

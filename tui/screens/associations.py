@@ -15,8 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from core.events import AssociationInfo
-from core.services.status import Snapshot, run_dir, snapshot
+from core.services.status import AssociationInfo, Snapshot, run_dir, snapshot
 from tui.widgets.live import refresh_while_showing
 from tui.widgets.table import matches, sync_rows
 from tui.widgets.view import View

@@ -1,4 +1,5 @@
-"""DIMSE command sets (PS3.7 §9, §10): group 0000 elements in Implicit VR Little Endian."""
+"""DIMSE messages (PS3.7 §9, §10): command sets, group 0000 elements in Implicit VR Little
+Endian, built for requests (`request`) and responses (`response`) and decoded (`decode`)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ NAMES = {
 }
 
 NO_DATASET = 0x0101
+HAS_DATASET = 0x0000
+# Priority MEDIUM, what every request of the archive asks for.
+MEDIUM = 0x0000
+# The C- requests that carry a Priority (C-ECHO does not).
+_WITH_PRIORITY = {C_STORE_RQ, C_GET_RQ, C_FIND_RQ, C_MOVE_RQ}
 
 # Group 0000 tags.
 AFFECTED_SOP_CLASS_UID = 0x00000002
@@ -178,10 +184,35 @@ def response(
             (AFFECTED_SOP_CLASS_UID, sop_class or None),
             (COMMAND_FIELD, field_value),
             (MESSAGE_ID_BEING_RESPONDED_TO, request.message_id),
-            (COMMAND_DATA_SET_TYPE, 0x0000 if has_dataset else NO_DATASET),
+            (COMMAND_DATA_SET_TYPE, HAS_DATASET if has_dataset else NO_DATASET),
             (STATUS, status),
             (OFFENDING_ELEMENT, offending),
             (ERROR_COMMENT, comment[:MAX_COMMENT] if comment else None),
+            (AFFECTED_SOP_INSTANCE_UID, sop_instance),
+            *extra,
+        ]
+    )
+
+
+def request(
+    field_value: int,
+    sop_class: str,
+    message_id: int,
+    *,
+    sop_instance: str | None = None,
+    has_dataset: bool = False,
+    extra: Iterable[tuple[int, object]] = (),
+) -> bytes:
+    """A request command set: `field_value` (C_ECHO_RQ, C_STORE_RQ, C_FIND_RQ...) for the
+    Affected SOP Class (and Instance) UID, with Priority MEDIUM where the request has one;
+    `extra` adds elements such as the Move Destination or the Move Originator."""
+    return encode(
+        [
+            (AFFECTED_SOP_CLASS_UID, sop_class),
+            (COMMAND_FIELD, field_value),
+            (MESSAGE_ID, message_id),
+            (PRIORITY, MEDIUM if field_value in _WITH_PRIORITY else None),
+            (COMMAND_DATA_SET_TYPE, HAS_DATASET if has_dataset else NO_DATASET),
             (AFFECTED_SOP_INSTANCE_UID, sop_instance),
             *extra,
         ]

@@ -1,4 +1,4 @@
-"""Storage SCU for retrieve sub-operations: stored instances out as C-STORE-RQs.
+"""Storage SCU: stored files out as C-STORE-RQs (the archive's retrieve sub-operations).
 
 A stored file goes out as it is on disk (its data set, after the File Meta Information)
 when the peer accepted its transfer syntax for the SOP class; otherwise it is re-encoded
@@ -13,17 +13,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
+from core.dicom.coercion import Coercion
 from core.dicom.part10 import dataset_offset
+from core.dicom.status import PROCESSING_FAILURE, SUCCESS, is_warning
 from core.dicom.transcode import TranscodeError, name, rewritable, transcode
 from core.dicom.uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE
-from core.net import dimse, pdu
-from core.net.association import AcceptedContext, Association, AssociationClosed, ConnectionLost
-from core.services.retrieve import StoredInstance
+from core.dimse import messages, pdu
+from core.dimse.association import AcceptedContext, Association, AssociationClosed, ConnectionLost
 
-SUCCESS = 0x0000
-# The status we count a sub-operation under when it failed here, before or without a peer.
-PROCESSING_FAILURE = 0x0110
 # Preamble, "DICM" and the group length of the File Meta Information.
 _META_HEAD = 144
 # Presentation context IDs are odd numbers from 1 to 255.
@@ -31,10 +31,29 @@ MAX_CONTEXTS = 128
 NATIVE = (EXPLICIT_VR_LE, IMPLICIT_VR_LE)
 
 
+class StoredInstance(Protocol):
+    """An instance to send: a Part 10 file on disk and what is known of it (the index
+    gives these; core.services.retrieve.StoredInstance is one)."""
+
+    @property
+    def sop_class_uid(self) -> str: ...
+    @property
+    def sop_instance_uid(self) -> str: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def transfer_syntax(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    # Attributes to apply before sending (None: the file goes out as stored).
+    @property
+    def coercion(self) -> Coercion | None: ...
+
+
 @dataclass(frozen=True)
-class Outcome:
+class Sent:
     """How one sub-operation ended: the C-STORE-RSP status (or PROCESSING_FAILURE when it
-    failed here) and, for failures, why."""
+    failed here, before or without a peer) and, for failures, why."""
 
     status: int
     reason: str | None = None
@@ -45,7 +64,7 @@ class Outcome:
 
     @property
     def warning(self) -> bool:
-        return (self.status & 0xF000) == 0xB000
+        return is_warning(self.status)
 
 
 def proposals(instances: Iterable[StoredInstance]) -> list[tuple[str, list[str]]]:
@@ -97,14 +116,14 @@ class StoreSCU:
         usable: Callable[[AcceptedContext], bool],
         *,
         originator: tuple[str, int] | None = None,
-        on_request: Callable[[dimse.Command], None] | None = None,
+        on_request: Callable[[messages.Command], None] | None = None,
     ) -> None:
         self.assoc = assoc
         self.contexts = [c for c in assoc.contexts.values() if usable(c)]
         self.originator = originator
         self.on_request = on_request
 
-    def send(self, inst: StoredInstance) -> Outcome:
+    def send(self, inst: StoredInstance) -> Sent:
         """One sub-operation. Raises AssociationClosed when the association ends."""
         stored = inst.transfer_syntax
         if inst.coercion is not None and not rewritable(stored):
@@ -112,7 +131,7 @@ class StoreSCU:
             stored = EXPLICIT_VR_LE
         choice = choose_context(self.contexts, inst.sop_class_uid, stored)
         if isinstance(choice, str):
-            return Outcome(PROCESSING_FAILURE, choice)
+            return Sent(PROCESSING_FAILURE, choice)
         ctx, syntax = choice
         if syntax == inst.transfer_syntax and inst.coercion is None:
             return self._send_file(inst, ctx)
@@ -120,31 +139,31 @@ class StoreSCU:
         try:
             data = transcode(inst.path, inst.transfer_syntax, syntax, edit)
         except TranscodeError as exc:
-            return Outcome(PROCESSING_FAILURE, str(exc))
+            return Sent(PROCESSING_FAILURE, str(exc))
         message_id = self._request(inst, ctx)
         self._guarded(lambda: self.assoc.send_data(ctx.id, data))
         return self._response(message_id)
 
-    def _send_file(self, inst: StoredInstance, ctx: AcceptedContext) -> Outcome:
+    def _send_file(self, inst: StoredInstance, ctx: AcceptedContext) -> Sent:
         try:
             file = open(inst.path, "rb")  # noqa: SIM115 - closed below, after the data set
         except OSError as exc:
-            return Outcome(PROCESSING_FAILURE, f"cannot read the stored file: {exc.strerror}")
+            return Sent(PROCESSING_FAILURE, f"cannot read the stored file: {exc.strerror}")
         with file:
             try:
                 offset = dataset_offset(file.read(_META_HEAD))
                 size = os.fstat(file.fileno()).st_size
                 file.seek(offset)
             except (OSError, ValueError) as exc:
-                return Outcome(PROCESSING_FAILURE, f"cannot read the stored file: {exc}")
+                return Sent(PROCESSING_FAILURE, f"cannot read the stored file: {exc}")
             if size != inst.size:
                 # Truncated or replaced behind the index's back: do not send it as it is.
-                return Outcome(
+                return Sent(
                     PROCESSING_FAILURE, f"stored file has {size} bytes, indexed with {inst.size}"
                 )
             length = size - offset
             if length <= 0:
-                return Outcome(PROCESSING_FAILURE, "the stored file has no data set")
+                return Sent(PROCESSING_FAILURE, "the stored file has no data set")
             message_id = self._request(inst, ctx)
             self._guarded(lambda: self.assoc.send_data_from(ctx.id, file.read, length))
         return self._response(message_id)
@@ -152,17 +171,16 @@ class StoreSCU:
     def _request(self, inst: StoredInstance, ctx: AcceptedContext) -> int:
         message_id = self.assoc.next_message_id()
         ae, originator_id = self.originator or (None, None)
-        command = dimse.encode(
-            [
-                (dimse.AFFECTED_SOP_CLASS_UID, inst.sop_class_uid),
-                (dimse.COMMAND_FIELD, dimse.C_STORE_RQ),
-                (dimse.MESSAGE_ID, message_id),
-                (dimse.PRIORITY, 0),
-                (dimse.COMMAND_DATA_SET_TYPE, 0x0000),
-                (dimse.AFFECTED_SOP_INSTANCE_UID, inst.sop_instance_uid),
-                (dimse.MOVE_ORIGINATOR_AE, ae),
-                (dimse.MOVE_ORIGINATOR_MESSAGE_ID, originator_id),
-            ]
+        command = messages.request(
+            messages.C_STORE_RQ,
+            inst.sop_class_uid,
+            message_id,
+            sop_instance=inst.sop_instance_uid,
+            has_dataset=True,
+            extra=[
+                (messages.MOVE_ORIGINATOR_AE, ae),
+                (messages.MOVE_ORIGINATOR_MESSAGE_ID, originator_id),
+            ],
         )
         self.assoc.send_command(ctx.id, command)
         return message_id
@@ -178,21 +196,21 @@ class StoreSCU:
             self.assoc.abort()
             raise ConnectionLost(f"sending a data set failed: {exc}") from exc
 
-    def _response(self, message_id: int) -> Outcome:
+    def _response(self, message_id: int) -> Sent:
         while True:
             _, command = self.assoc.receive_command()
             if command.has_dataset:
                 self.assoc.receive_data(lambda _: None)
-            responded_to = command.us(dimse.MESSAGE_ID_BEING_RESPONDED_TO)
-            if command.field == dimse.C_STORE_RSP and responded_to == message_id:
-                status = command.us(dimse.STATUS)
+            responded_to = command.us(messages.MESSAGE_ID_BEING_RESPONDED_TO)
+            if command.field == messages.C_STORE_RSP and responded_to == message_id:
+                status = command.us(messages.STATUS)
                 if status is None:
-                    return Outcome(PROCESSING_FAILURE, "C-STORE-RSP without a status")
+                    return Sent(PROCESSING_FAILURE, "C-STORE-RSP without a status")
                 if status == SUCCESS:
-                    return Outcome(status)
-                comment = command.text(dimse.ERROR_COMMENT)
+                    return Sent(status)
+                comment = command.text(messages.ERROR_COMMENT)
                 reason = f"{self.assoc.remote_ae} answered {status:04X}"
-                return Outcome(status, f"{reason}: {comment}" if comment else reason)
+                return Sent(status, f"{reason}: {comment}" if comment else reason)
             if self.on_request is None or command.field & 0x8000:
                 self.assoc.abort(pdu.ABORT_UNEXPECTED_PDU)
                 raise ConnectionLost(

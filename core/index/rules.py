@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, text, update
@@ -24,10 +25,8 @@ from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select
 from core.db.columns import instance_columns, patient_columns, series_columns, study_columns
 from core.db.direct import DirectStatement
 from core.db.models import Instance, Location, LocationStatus, Patient, Series, Study
+from core.dicom.status import CONFLICTING_PATIENT_ID, RELATIONAL_MISMATCH, SUCCESS
 
-SUCCESS = 0x0000
-CONFLICTING_PATIENT_ID = 0xA778
-RELATIONAL_MISMATCH = 0xA77B
 STUDY_IUID = 0x0020000D
 PATIENT_ID = 0x00100020
 
@@ -55,6 +54,24 @@ class IndexJob:
     received: datetime
 
 
+class Outcome(StrEnum):
+    """What became of an object the archive received."""
+
+    STORED = "stored"
+    # Its SOP Instance UID was known, from the same source with other content.
+    REPLACED = "replaced"
+    # Known, with the same content: nothing changes.
+    DUPLICATE = "duplicate"
+    # Known, from another source: the copy first received is kept (SAME_SOURCE policy).
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+    @property
+    def kept(self) -> bool:
+        """True when the object was kept (stored or replaced)."""
+        return self in (Outcome.STORED, Outcome.REPLACED)
+
+
 @dataclass
 class IndexResult:
     """`outcome`: stored, replaced, duplicate, ignored or failed (with status, comment,
@@ -64,7 +81,7 @@ class IndexResult:
     (time.monotonic) if that commit was not yet durable then."""
 
     status: int
-    outcome: str
+    outcome: Outcome
     comment: str | None = None
     offending: list[int] | None = None
     replaced: list[tuple[int, str]] = field(default_factory=list)
@@ -152,10 +169,10 @@ def apply(conn: Connection, job: IndexJob) -> IndexResult:
     replaced: list[tuple[int, str]] = []
     if previous is not None:
         if (previous.source_aet or "") != (job.source_aet or ""):
-            return IndexResult(SUCCESS, "ignored")
+            return IndexResult(SUCCESS, Outcome.IGNORED)
         old = conn.execute(SELECT_LOCATIONS, {"pk": previous.pk}).all()
         if any(row.digest == job.digest for row in old):
-            return IndexResult(SUCCESS, "duplicate")
+            return IndexResult(SUCCESS, Outcome.DUPLICATE)
         for level, new_uid, old_uid in (
             ("Study", job.study_iuid, previous.study_iuid),
             ("Series", job.series_iuid, previous.series_iuid),
@@ -163,7 +180,7 @@ def apply(conn: Connection, job: IndexJob) -> IndexResult:
             if new_uid != old_uid:
                 return IndexResult(
                     RELATIONAL_MISMATCH,
-                    "failed",
+                    Outcome.FAILED,
                     f"{level}[uid={new_uid}] differs from {level}[uid={old_uid}] in previous "
                     f"received object[uid={job.sop_iuid}]",
                 )
@@ -201,7 +218,7 @@ def apply(conn: Connection, job: IndexJob) -> IndexResult:
             "created": job.received,
         },
     )
-    return IndexResult(SUCCESS, "replaced" if previous else "stored", replaced=replaced)
+    return IndexResult(SUCCESS, Outcome.REPLACED if previous else Outcome.STORED, replaced=replaced)
 
 
 def _series_pk(conn: Connection, job: IndexJob) -> int:
@@ -211,7 +228,7 @@ def _series_pk(conn: Connection, job: IndexJob) -> int:
             raise Rejected(
                 IndexResult(
                     RELATIONAL_MISMATCH,
-                    "failed",
+                    Outcome.FAILED,
                     f"Series[uid={job.series_iuid}] of Study[uid={job.study_iuid}] belongs to "
                     f"Study[uid={row.study_iuid}]",
                     [STUDY_IUID],
@@ -283,7 +300,7 @@ def _check_patient(
         raise Rejected(
             IndexResult(
                 CONFLICTING_PATIENT_ID,
-                "failed",
+                Outcome.FAILED,
                 f"Patient ID {fmt(job.patient_id, job.issuer)} differs from Patient ID "
                 f"{fmt(patient_id, issuer)} in previous received object of "
                 f"Study[uid={job.study_iuid}].",

@@ -1,4 +1,4 @@
-"""Who applies index jobs (core.services.indexing): in this process, or in the index
+"""Who applies index jobs (core.index.rules): in this process, or in the index
 writer process that the association worker processes send their jobs to.
 
 Either way jobs that arrive together share one transaction and one commit (group commit:
@@ -36,12 +36,11 @@ from sqlalchemy import Connection as SAConnection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.db.engine import Database
-from core.services.indexing import IndexJob, IndexResult, Rejected, apply
+from core.dicom.status import OUT_OF_RESOURCES, PROCESSING_FAILURE
+from core.index.rules import IndexJob, IndexResult, Outcome, Rejected, apply
 
 log = logging.getLogger(__name__)
 
-PROCESSING_FAILURE = 0x0110
-OUT_OF_RESOURCES = 0xA700
 CONNECT_TIMEOUT = 15.0
 # How often stores waiting for a flush look at the FlushClock, and for how long closing
 # waits for them.
@@ -103,8 +102,8 @@ def _first_line(exc: BaseException) -> str:
 
 def _failure(exc: BaseException) -> IndexResult:
     if database_full(exc):
-        return IndexResult(OUT_OF_RESOURCES, "failed", "Out of resources: database is full")
-    return IndexResult(PROCESSING_FAILURE, "failed", f"Database error: {_first_line(exc)}")
+        return IndexResult(OUT_OF_RESOURCES, Outcome.FAILED, "Out of resources: database is full")
+    return IndexResult(PROCESSING_FAILURE, Outcome.FAILED, f"Database error: {_first_line(exc)}")
 
 
 def _detail(exc: BaseException) -> str:
@@ -324,7 +323,7 @@ class RemoteIndexer:
             if conn is not None:
                 self._drop(conn)
             return _Answered(
-                IndexResult(PROCESSING_FAILURE, "failed", f"Index writer unavailable: {exc}")
+                IndexResult(PROCESSING_FAILURE, Outcome.FAILED, f"Index writer unavailable: {exc}")
             )
         return _Awaited(self, conn, job_id)
 
@@ -339,7 +338,7 @@ class RemoteIndexer:
             self._drop(conn)
             # The job may have been committed before the writer was lost.
             return IndexResult(
-                PROCESSING_FAILURE, "failed", "Index writer unavailable", uncertain=True
+                PROCESSING_FAILURE, Outcome.FAILED, "Index writer unavailable", uncertain=True
             )
 
     def after_durable(self, result: IndexResult, action: Callable[[], None]) -> None:

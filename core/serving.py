@@ -27,10 +27,11 @@ from typing import Any
 from core.config import Config, ConfigWatcher
 from core.db.engine import Database
 from core.events import EventBus
+from core.index.writer import FlushClock, Heartbeat, RemoteIndexer, run_writer
 from core.net.handlers import HANDLERS
-from core.net.server import AssociationLimit, DicomServer
+from core.net.limit import AssociationLimit
+from core.net.server import DicomServer
 from core.services.context import ServiceContext, configured_storage
-from core.services.indexer import FlushClock, Heartbeat, RemoteIndexer, run_writer
 from core.services.status import StatusBoard, run_dir
 
 log = logging.getLogger("pacs")

@@ -1,8 +1,8 @@
 """An established DICOM association over a blocking socket: DIMSE messages in and out.
 
-Used for both roles: accepted associations (core.net.server) and requested ones
-(core.net.scu). Reads use recv_into on whole PDUs, and data set fragments are handed to a
-sink as they arrive, so a C-STORE can go straight to disk without being assembled in memory.
+Used for both roles: associations a listener accepted and requested ones (core.dimse.scu).
+Reads use recv_into on whole PDUs, and data set fragments are handed to a sink as they
+arrive, so a C-STORE can go straight to disk without being assembled in memory.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.net import dimse, pdu
+from core.dimse import messages, pdu
 
 # A P-DATA-TF PDU may be as long as the maximum this side announced (PS3.8 Annex D.1),
 # and is refused before anything is buffered if longer: a peer cannot make the archive
@@ -183,7 +183,7 @@ class Association:
         ready, _, _ = select.select([self.sock], [], [], timeout)
         return bool(ready)
 
-    def receive_command(self) -> tuple[int, dimse.Command]:
+    def receive_command(self) -> tuple[int, messages.Command]:
         """Read the next command set: (presentation context id, command)."""
         raw = bytearray()
         while True:
@@ -201,8 +201,8 @@ class Association:
             self.abort(pdu.ABORT_INVALID_PDU_PARAMETER)
             raise ConnectionLost(f"command on presentation context {ctx_id}, not accepted")
         try:
-            return ctx_id, dimse.decode(raw)
-        except dimse.DIMSEError as exc:
+            return ctx_id, messages.decode(raw)
+        except messages.DIMSEError as exc:
             self.abort(pdu.ABORT_INVALID_PDU_PARAMETER)
             raise ConnectionLost(f"undecodable command set: {exc}") from None
 
@@ -240,7 +240,7 @@ class Association:
             raise DataSetTooLarge(f"data set longer than {DATASET_LIMIT >> 20} MiB")
         return bytes(buf)
 
-    def poll_command(self) -> tuple[int, dimse.Command] | None:
+    def poll_command(self) -> tuple[int, messages.Command] | None:
         """A command that has already arrived (e.g. C-CANCEL), without waiting."""
         if not self.wait_readable(0):
             return None

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import socket
 
-from core.net import pdu
-from core.net.association import AcceptedContext, Association, AssociationClosed
+from core.dimse import pdu
+from core.dimse.association import AcceptedContext, Association, AssociationClosed
 
 REJECT_REASONS = {
     (pdu.RJ_SOURCE_USER, pdu.RJ_NO_REASON): "no reason given",
