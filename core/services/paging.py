@@ -10,7 +10,7 @@ the nearer end. The number of matches is a COUNT.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -101,3 +101,24 @@ def page_keys(
         statement = statement.offset(offset)
     found = [tuple(r) for r in session.execute(_ordered(statement, listing, reverse).limit(limit))]
     return found[::-1] if reverse else found
+
+
+def read(
+    session: Session,
+    listing: Listing,
+    rows: Callable[[list[Any]], Mapping[Any, T]],
+    *,
+    offset: int,
+    limit: int,
+    total: int | None = None,
+    near: Page[Any] | None = None,
+) -> Page[T]:
+    """One page of the list (counted unless `total` is given; see page_keys() for
+    `near`): `rows` gives the row of each primary key found (rows gone meanwhile are
+    left out)."""
+    if total is None:
+        total = count(session, listing)
+    keys = page_keys(session, listing, offset=offset, limit=limit, total=total, near=near)
+    found = rows([key[-1] for key in keys])
+    present = [key for key in keys if key[-1] in found]
+    return Page([found[key[-1]] for key in present], total, offset, present)

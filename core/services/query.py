@@ -342,11 +342,10 @@ def _needed(query: Query, order: Sequence[str]) -> str:
     return min(levels, key=LEVELS.index)
 
 
-def listing(query: Query, order: Sequence[str] = ()) -> paging.Listing:
-    """The rows of `query` as a list for core.services.paging, ordered by matching-key
-    keywords (`-` first for descending, e.g. `("-StudyDate", "PatientName")`), then by
-    arrival (the primary key). The rows are joined only with the tables above them that
-    the matching and the order need."""
+def sort_key(level: str, order: Sequence[str]) -> tuple[tuple[ColumnElement[Any], bool], ...]:
+    """The sort key of a list of `level` rows ordered by matching-key keywords (`-` first
+    for descending, e.g. `("-StudyDate", "PatientName")`), then by arrival (the primary
+    key), as core.services.paging takes it."""
     sort: list[tuple[ColumnElement[Any], bool]] = []
     for item in order:
         keyword = item.removeprefix("-")
@@ -356,18 +355,26 @@ def listing(query: Query, order: Sequence[str] = ()) -> paging.Listing:
         if (
             key is None
             or tag in computed.BY_TAG
-            or key.level not in LEVELS[: LEVELS.index(query.level) + 1]
+            or key.level not in LEVELS[: LEVELS.index(level) + 1]
         ):
-            raise ValueError(f"cannot order {query.level} results by {keyword}")
+            raise ValueError(f"cannot order {level} results by {keyword}")
         sort.append((_sort_column(key), item.startswith("-")))
-    sort.append((_TABLE[query.level].c.pk, False))
+    sort.append((_TABLE[level].c.pk, False))
+    return tuple(sort)
+
+
+def listing(query: Query, order: Sequence[str] = ()) -> paging.Listing:
+    """The rows of `query` as a list for core.services.paging, in `order` (sort_key()).
+    The rows are joined only with the tables above them that the matching and the order
+    need (each join costs a lookup for every row walked)."""
+    sort = sort_key(query.level, order)
     top = LEVELS.index(_needed(query, order))
     from_: FromClause = _TABLE[query.level]
     for level in reversed(LEVELS[top : LEVELS.index(query.level)]):
         below = LEVELS[LEVELS.index(level) + 1]
         parent = _TABLE[below].c[_PARENT[below]]
         from_ = from_.join(_TABLE[level], parent == _TABLE[level].c.pk)
-    return paging.Listing(from_, tuple(_where(query)), tuple(sort))
+    return paging.Listing(from_, tuple(_where(query)), sort)
 
 
 def page(

@@ -152,7 +152,7 @@ def test_studies_of_a_patient_come_from_the_study_level_query(services: ServiceC
     roe = patients.find_by_id(services, "PID-3^^^HOSP_A")
     page = patients.studies(services, roe.pk)
     assert page.total == 1
-    assert [(s.uid, s.modalities, s.series, s.instances) for s in page.rows] == [
+    assert [(s.study_iuid, s.modalities, s.series, s.instances) for s in page.rows] == [
         (STUDY_4, "CT", 1, 1)
     ]
 
@@ -160,8 +160,8 @@ def test_studies_of_a_patient_come_from_the_study_level_query(services: ServiceC
     store(services, newest, **DOE, StudyDate="20300101")
     doe = patients.studies(services, pk_of(services, "PID-1"), limit=2)
     assert doe.total == 3
-    assert (len(doe.rows), doe.rows[0].uid) == (2, newest)
-    assert patients.studies(services, pk_of(services, "PID-1"), offset=2).rows[0].uid in (
+    assert (len(doe.rows), doe.rows[0].study_iuid) == (2, newest)
+    assert patients.studies(services, pk_of(services, "PID-1"), offset=2).rows[0].study_iuid in (
         STUDY_1,
         STUDY_2,
     )
