@@ -191,9 +191,16 @@ def _ms(work, repeat: int) -> tuple[float, object]:
 
 
 def plan(services: ServiceContext, form: studies.StudySearch) -> str:
-    """The database's plan for the first page's statement."""
-    query = form.query(services.config)
-    statement = q.page_statement(query, offset=0, limit=PAGE, order=studies.STUDY_ORDER)
+    """The database's plan for the middle page's keys (the rows the OFFSET walks)."""
+    listing = q.listing(form.query(services.config), studies.STUDY_ORDER)
+    statement = (
+        select(*(c for c, _ in listing.sort))
+        .select_from(listing.from_)
+        .where(*listing.where)
+        .order_by(*(c.desc() if d else c.asc() for c, d in listing.sort))
+        .offset(50_000)
+        .limit(PAGE)
+    )
     with services.db.engine.connect() as conn:
         sql = str(statement.compile(conn, compile_kwargs={"literal_binds": True}))
         if services.db.is_sqlite:
@@ -229,21 +236,33 @@ def run(label: str, url: str, n: int, instances: int, repeat: int, show_plan: bo
         storage = FileStorage("fs1", folder)
         indexer = LocalIndexer(db)
         services = ServiceContext(config, db, storage, EventBus(), indexer)
-        print(f"  {'search':<22}{'matches':>9}{'count':>9}{'first':>9}{'middle':>9}{'last':>9}")
+        print(
+            f"  {'search':<22}{'matches':>9}{'count':>9}{'first':>9}{'middle':>9}"
+            f"{'last':>9}{'next':>9}"
+        )
         for name, form in SEARCHES.items():
             count_ms, total = _ms(lambda f=form: q.count(services, f.query(config)), repeat)
             total = int(total)  # type: ignore[arg-type]
             last_offset = max(0, (total - 1) // PAGE * PAGE)
             middle_offset = total // 2 // PAGE * PAGE
-            pages = []
+            pages, middle = [], None
             for offset in (0, middle_offset, last_offset):
-                ms, _ = _ms(
+                ms, shown = _ms(
                     lambda f=form, o=offset, t=total: studies.search(
                         services, f, offset=o, limit=PAGE, total=t
                     ),
                     repeat,
                 )
                 pages.append(ms)
+                middle = shown if offset == middle_offset else middle
+            # The page after the middle one, as `]` turns it: a seek from the page shown.
+            ms, _ = _ms(
+                lambda f=form, t=total, m=middle, o=middle_offset + PAGE: studies.search(
+                    services, f, offset=o, limit=PAGE, total=t, near=m
+                ),
+                repeat,
+            )
+            pages.append(ms)
             print(
                 f"  {name:<22}{total:>9,}{count_ms:>7.1f}ms"
                 + "".join(f"{ms:>7.1f}ms" for ms in pages)

@@ -43,8 +43,9 @@ from core.services.study_files import (
     Target,
     attributes_of,
     download,
-    file_name,
+    file_names,
     instances,
+    path_part,
     save_attributes,
 )
 from tests import dicomgen
@@ -545,7 +546,9 @@ def test_download_writes_files_with_edits_and_unedited_as_stored(stored, tmp_pat
 
     one = download(services, Target("SERIES", C, _series(C, 1)), tmp_path / "c")
     (inst,) = instances(services, Target("STUDY", C), studies.StudySearch().view(services.config))
-    written = tmp_path / "c" / file_name(inst)
+    name = file_names(services, [inst])[inst.sop_instance_uid]
+    assert name == f"PID-3_Roe_Jane/20240301_CT_Head/1_CT/{_instance(C, 1, 1)}.dcm"
+    written = tmp_path / "c" / name
     assert one.files == 1 and filecmp.cmp(written, inst.path, shallow=False)
 
     image = download(
@@ -670,6 +673,14 @@ def test_delete_in_batches_while_a_store_adds_to_the_study(stored) -> None:
 
 
 # -- CSV and attributes ------------------------------------------------------------------
+
+
+def test_path_parts_are_readable_and_safe() -> None:
+    assert path_part("PID/1", "Doe^John") == "PID_1_Doe_John"
+    assert path_part("..", "") == "_"
+    assert path_part("../../etc") == "etc"
+    assert path_part("Müller, Hans") == "M_ller_Hans"
+    assert len(path_part("x" * 300)) == 64
 
 
 def test_csv_holds_every_match_not_only_a_page(stored, tmp_path: Path) -> None:
