@@ -144,6 +144,23 @@ def test_search_matches_like_cfind_and_pages_in_the_database(services: ServiceCo
         patients.search(services, PatientSearch(birth_date="1980-13"))
 
 
+def test_patient_pages_seek_like_offsets_with_equal_names(services: ServiceContext) -> None:
+    """Patients of one name (and some of no name) page by seeks from the page shown, next
+    and previous, as an OFFSET read gives them: the primary key breaks the ties."""
+    for n in range(11):
+        name = "" if n % 4 == 0 else "SAME^NAME"
+        patients.create(services, Demographics(name=name, patient_id=f"T{n % 3}-{n:02d}"))
+    form = PatientSearch(patient_id="T*")
+    whole = [r.pk for r in patients.search(services, form, limit=100).rows]
+    assert len(whole) == 11
+    expected = {o: whole[o : o + 3] for o in range(0, 11, 3)}
+    page = patients.search(services, form, limit=3)
+    for offset in (3, 6, 9, 6, 3, 0):
+        page = patients.search(services, form, offset=offset, limit=3, total=11, near=page)
+        assert [r.pk for r in page.rows] == expected[offset]
+    assert [r.pk for r in patients.search(services, form, offset=9, limit=3).rows] == expected[9]
+
+
 def test_studies_of_a_patient_come_from_the_study_level_query(services: ServiceContext) -> None:
     """A patient's studies, newest first, with modalities and counts, and only that
     patient's even when another patient has the same ID under another issuer."""
