@@ -27,7 +27,7 @@ from core.db.models import Instance, Location, LocationStatus, Patient, Series, 
 from core.dicom import attributes
 from core.dicom.part10 import dataset_offset
 from core.services import query as q
-from core.services import studies
+from core.services import rows, studies
 from core.services.context import ServiceContext
 from core.services.study_delete import NothingToDelete, count_instances, delete_permanently
 from core.services.study_edits import (
@@ -673,6 +673,13 @@ def test_delete_in_batches_while_a_store_adds_to_the_study(stored) -> None:
 
 
 # -- CSV and attributes ------------------------------------------------------------------
+
+
+def test_several_values_read_one_way() -> None:
+    """Lists and CSV join several values of one attribute alike: `CT, MR`."""
+    assert rows.text(["CT", "MR"]) == "CT, MR"
+    assert rows.text([{"Alphabetic": "Doe^John", "Ideographic": "D^J"}]) == "Doe^John=D^J"
+    assert rows.text([]) == ""
 
 
 def test_path_parts_are_readable_and_safe() -> None:
