@@ -87,7 +87,12 @@ def _index_attributes(services: ServiceContext, target: Target, view: View) -> D
     keys, as a QIDO-RS response shows them."""
     if target.level == "STUDY":
         statement = (
-            select(Patient.attrs.label("patient"), Study.attrs.label("level"))
+            select(
+                Patient.attrs.label("patient"),
+                Study.attrs.label("level"),
+                Study.expiration_date,
+                Study.access_control_id,
+            )
             .join(Study, Study.patient_fk == Patient.pk)
             .where(Study.study_iuid == target.study_iuid)
         )
@@ -102,6 +107,13 @@ def _index_attributes(services: ServiceContext, target: Target, view: View) -> D
     merged = attributes.loads(row.patient) if target.level == "STUDY" else {}
     merged.update(attributes.loads(row.level))
     ds = Dataset.from_json(merged)
+    if target.level == "STUDY" and (row.expiration_date or row.access_control_id):
+        # Where dcm4chee's study attributes carry them: its private archive block.
+        block = ds.private_block(0x7777, ARCHIVE_CREATOR, create=True)
+        if row.expiration_date:
+            block.add_new(0x23, "DA", row.expiration_date)
+        if row.access_control_id:
+            block.add_new(0x27, "LO", row.access_control_id)
     keys = {_UNIQUE[target.level]: target.uid}
     if target.level == "SERIES":
         keys["StudyInstanceUID"] = target.study_iuid
@@ -175,6 +187,9 @@ class Downloaded:
     folder: Path
 
 
+# dcm4chee's private creator of the archive's own attributes (Study Expiration Date is
+# (7777,xx23), Study Access Control ID (7777,xx27)).
+ARCHIVE_CREATOR = "DCM4CHEE Archive 5"
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 
 

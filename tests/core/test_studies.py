@@ -40,6 +40,7 @@ from core.services.study_edits import (
     study_details,
 )
 from core.services.study_files import (
+    ARCHIVE_CREATOR,
     Target,
     attributes_of,
     download,
@@ -716,6 +717,11 @@ def test_attributes_as_json_and_text(stored, tmp_path: Path) -> None:
     _, services = stored
     study = attributes_of(services, Target("STUDY", A))
     assert (str(study.PatientName), study.StudyDescription) == ("Doe^John", "CT Chest")
+    assert 0x77770010 not in study
+    set_expiration_date(services, A, "20300101")
+    set_access_control_id(services, A, "RADIOLOGY")
+    block = attributes_of(services, Target("STUDY", A)).private_block(0x7777, ARCHIVE_CREATOR)
+    assert (block[0x23].value, block[0x27].value) == ("20300101", "RADIOLOGY")
     assert (study.NumberOfStudyRelatedInstances, study.ModalitiesInStudy) == (4, "CT")
     series = attributes_of(services, Target("SERIES", A, _series(A, 2)))
     assert (series.SeriesDescription, series.NumberOfSeriesRelatedInstances) == ("CT series 2", 2)
