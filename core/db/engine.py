@@ -63,7 +63,17 @@ def make_engine(url: str, durable_commits: bool = True) -> Engine:
         return _sqlite_engine(url, durable_commits)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
+
+    @event.listens_for(engine, "connect")
+    def _no_jit(dbapi_connection: Any, _record: Any) -> None:
+        # Compiling a console page's or a C-FIND's plan to machine code costs more (30-70
+        # ms) than running it: the planner's cost of a deep OFFSET walk would call for it.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET jit = off")
+        dbapi_connection.commit()
+
+    return engine
 
 
 class _WriteLock:

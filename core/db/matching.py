@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from pydicom import Dataset
@@ -207,12 +208,14 @@ def _date(text: str) -> str:
     date = text.strip().replace(".", "") if len(text.strip()) == 10 else text.strip()
     if not _DATE.fullmatch(date):
         raise ValueError(text)
+    # 20250230 has the form of a date but names no day: refused as `abc` is.
+    datetime.strptime(date, "%Y%m%d")
     return date
 
 
 def _time(text: str, *, end: bool) -> str:
     time = text.strip().replace(":", "")
-    if not _TIME.fullmatch(time):
+    if not _TIME.fullmatch(time) or time[:2] > "23" or time[2:4] > "59" or time[4:6] > "60":
         raise ValueError(text)
     if not end:
         return time

@@ -93,7 +93,17 @@ class Study(Base):
     patient: Mapped[Patient] = relationship(back_populates="studies")
     series: Mapped[list[Series]] = relationship(back_populates="study")
 
-    __table_args__ = (Index("ix_study_study_date_study_time", "study_date", "study_time"),)
+    # Matching on dates, and the newest-first sort key of the console's study list (no
+    # value last, then arrival), which keyset paging seeks on (core.services.paging).
+    __table_args__ = (
+        Index("ix_study_study_date_study_time", "study_date", "study_time"),
+        Index(
+            "ix_study_newest",
+            text("coalesce(study_date, '') DESC"),
+            text("coalesce(study_time, '') DESC"),
+            "pk",
+        ),
+    )
 
 
 class Series(Base):
@@ -141,13 +151,15 @@ class Instance(Base):
     series: Mapped[Series] = relationship(back_populates="instances")
     locations: Mapped[list[Location]] = relationship(back_populates="instance")
 
-    # Only rejected instances are indexed: the regular view asks for rejection_code IS NULL,
-    # which must be answered by the series_fk index, not by a walk over this one.
+    # Only rejected instances are indexed (with their series: the views find the series and
+    # studies with a rejected instance here alone); the regular view's rejection_code IS
+    # NULL is answered by the series_fk index, not by a walk over this one.
     __table_args__ = (
         Index("ix_instance_series_fk_rejection_code", "series_fk", "rejection_code"),
         Index(
             "ix_instance_rejected",
             "rejection_code",
+            "series_fk",
             sqlite_where=text("rejection_code IS NOT NULL"),
             postgresql_where=text("rejection_code IS NOT NULL"),
         ),

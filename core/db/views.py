@@ -11,7 +11,9 @@ resolves the name to the nearest scope.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, select, true
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, or_, select, true
 
 from core.config import View
 from core.db.models import Instance, Patient, Series, Study
@@ -45,23 +47,62 @@ def instance_visible(view: View) -> ColumnElement[bool]:
     return _instance.c.rejection_code == _ONLY_REJECTED_WITH[View(view)]
 
 
+def _with_rejected(column: ColumnElement[int], code: str | None) -> ColumnElement[bool]:
+    """`column` (a series or study key) is one of those with an instance rejected with
+    `code` (any code: None). Read from the small partial index of rejected instances."""
+    rejected = (
+        _instance.c.rejection_code.is_not(None)
+        if code is None
+        else _instance.c.rejection_code == code
+    )
+    if column is _series.c.pk:
+        return column.in_(select(_instance.c.series_fk).where(rejected).correlate(None))
+    return column.in_(
+        select(_series.c.study_fk)
+        .select_from(_instance.join(_series, _instance.c.series_fk == _series.c.pk))
+        .where(rejected)
+        .correlate(None)
+    )
+
+
+def _has_visible(column: ColumnElement[int], view: View, instances: Any) -> ColumnElement[bool]:
+    """A series or study is never empty (ingest creates it with its first instance, and
+    deleting its last instance deletes it): in the regular view it is visible unless it
+    has a rejected instance, and then only if it has another one; in the as-received view
+    always; in an IOCM view when it has an instance rejected with the view's code. So a
+    list walks its index without looking at instances for every row."""
+    if view == View.AS_RECEIVED:
+        return true()
+    if view != View.REGULAR:
+        return _with_rejected(column, _ONLY_REJECTED_WITH[View(view)])
+    return or_(~_with_rejected(column, None), instances)
+
+
 def series_visible(view: View) -> ColumnElement[bool]:
-    """EXISTS a visible instance of the `series` row of the enclosing query."""
-    return exists(
-        select(1)
-        .select_from(_instance)
-        .where(_instance.c.series_fk == _series.c.pk, instance_visible(view))
-        .correlate(_series)
+    """The `series` row of the enclosing query has a visible instance."""
+    return _has_visible(
+        _series.c.pk,
+        view,
+        exists(
+            select(1)
+            .select_from(_instance)
+            .where(_instance.c.series_fk == _series.c.pk, instance_visible(view))
+            .correlate(_series)
+        ),
     )
 
 
 def study_visible(view: View) -> ColumnElement[bool]:
-    """EXISTS a visible instance of the `study` row of the enclosing query."""
-    return exists(
-        select(1)
-        .select_from(_series.join(_instance, _instance.c.series_fk == _series.c.pk))
-        .where(_series.c.study_fk == _study.c.pk, instance_visible(view))
-        .correlate(_study)
+    """The `study` row of the enclosing query has a visible instance."""
+    return _has_visible(
+        _study.c.pk,
+        view,
+        exists(
+            select(1)
+            .select_from(_series.join(_instance, _instance.c.series_fk == _series.c.pk))
+            .where(_series.c.study_fk == _study.c.pk, instance_visible(view))
+            .correlate(_study)
+        ),
     )
 
 

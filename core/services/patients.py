@@ -22,7 +22,6 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from pydicom import Dataset
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -31,9 +30,11 @@ from core.db.columns import patient_columns
 from core.db.models import Patient, Study
 from core.dicom import attributes
 from core.index.rules import LOCK
-from core.services import query
+from core.services import paging, query, rows
 from core.services.context import ServiceContext
-from core.services.query import Page
+from core.services.paging import Page
+from core.services.rows import StudyRow
+from core.services.studies import STUDY_ORDER
 from core.services.typed_values import Field, ValueRefused, clean, entry_text, updated
 
 _patient = Patient.__table__
@@ -192,27 +193,36 @@ def _patients_select() -> Any:
     ).select_from(_patient.outerjoin(_target, _patient.c.merged_into_fk == _target.c.pk))
 
 
+# By name (family name first), then Patient ID: the sort code of every console list.
+PATIENT_ORDER = ("PatientName", "PatientID")
+
+
 def search(
-    services: ServiceContext, search: PatientSearch, *, offset: int = 0, limit: int = 50
+    services: ServiceContext,
+    search: PatientSearch,
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    total: int | None = None,
+    near: Page[PatientRow] | None = None,
 ) -> Page[PatientRow]:
     """One page of the patients matching `search` (with or without studies), by name,
-    with the number of matches; counted and paged in the database. Raises MatchingError
-    for a value that cannot be matched (e.g. a birth date that is no date)."""
-    where = _search_where(search)
-    statement = (
-        _patients_select()
-        .where(*where)
-        # Family name before given name: "DOE^JOHN" ahead of "DOERING^MAX".
-        .order_by(func.replace(_patient.c.patient_name_upper, "^", " ").nulls_last())
-        .order_by(_patient.c.patient_id, _patient.c.pk)
-        .offset(offset)
-        .limit(limit)
+    with the number of matches (counted unless `total` is given); paged as every console
+    list (core.services.paging: `near`, the page shown before, makes the next a seek).
+    Raises MatchingError for a value that cannot be matched (e.g. a birth date that is no
+    date)."""
+    listing = paging.Listing(
+        _patient, tuple(_search_where(search)), query.sort_key("PATIENT", PATIENT_ORDER)
     )
-    counting = select(func.count()).select_from(_patient).where(*where)
     with services.db.read() as session:
-        total = int(session.execute(counting).scalar_one())
-        rows = [_row(r) for r in session.execute(statement)]
-    return Page(rows, total, offset)
+
+        def found(pks: list[Any]) -> dict[Any, PatientRow]:
+            statement = _patients_select().where(_patient.c.pk.in_(pks))
+            return {r.pk: _row(r) for r in session.execute(statement)}
+
+        return paging.read(
+            session, listing, found, offset=offset, limit=limit, total=total, near=near
+        )
 
 
 def get(services: ServiceContext, pk: int) -> PatientRow:
@@ -256,65 +266,18 @@ def find_by_id(services: ServiceContext, text: str) -> PatientRow:
     return _row(rows[0])
 
 
-@dataclass(frozen=True)
-class StudyRow:
-    """A study of a patient, as the patient's study list shows it."""
-
-    uid: str
-    date: str
-    time: str
-    accession: str
-    description: str
-    modalities: str
-    series: int
-    instances: int
-
-
-STUDY_RETURNS = (
-    "StudyInstanceUID",
-    "StudyDate",
-    "StudyTime",
-    "AccessionNumber",
-    "StudyDescription",
-    "ModalitiesInStudy",
-    "NumberOfStudyRelatedSeries",
-    "NumberOfStudyRelatedInstances",
-)
-
-
-def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return ""
-    if isinstance(value, Iterable) and not isinstance(value, str):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
 def studies(
-    services: ServiceContext, pk: int, *, offset: int = 0, limit: int = 50
+    services: ServiceContext,
+    pk: int,
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    near: Page[StudyRow] | None = None,
 ) -> Page[StudyRow]:
-    """One page of the studies of a patient, newest first: the STUDY level of the query
-    module (the regular view, as C-FIND answers), limited to this patient."""
-    study_query = query.Query.of("STUDY", {}, STUDY_RETURNS, patient_pk=pk)
-    total = query.count(services, study_query)
-    found = query.page(
-        services, study_query, offset=offset, limit=limit, order=("-StudyDate", "-StudyTime")
-    )
-    rows = [
-        StudyRow(
-            uid=_text(ds, "StudyInstanceUID"),
-            date=_text(ds, "StudyDate"),
-            time=_text(ds, "StudyTime"),
-            accession=_text(ds, "AccessionNumber"),
-            description=_text(ds, "StudyDescription"),
-            modalities=_text(ds, "ModalitiesInStudy"),
-            series=int(ds.get("NumberOfStudyRelatedSeries") or 0),
-            instances=int(ds.get("NumberOfStudyRelatedInstances") or 0),
-        )
-        for ds in found
-    ]
-    return Page(rows, total, offset)
+    """One page of the studies of a patient, as the Studies list shows them (newest
+    first, the regular view as C-FIND answers), limited to this patient."""
+    study_query = query.Query.of("STUDY", {}, patient_pk=pk)
+    return rows.page(services, study_query, STUDY_ORDER, offset=offset, limit=limit, near=near)
 
 
 # -- changes -----------------------------------------------------------------------------

@@ -15,19 +15,20 @@ import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from pydicom import Dataset
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.tag import BaseTag
-from sqlalchemy import ColumnElement, FromClause, Select, func, select
+from sqlalchemy import ColumnElement, FromClause, Integer, Select, func, literal_column, select
 
 from core.config import View
 from core.db import computed, matching, views
 from core.db.models import Instance, Patient, Series, Study
 from core.dicom import attributes
+from core.services import paging
 from core.services.context import ServiceContext
 from core.services.identifier import QUERY_RETRIEVE_LEVEL, validate
 
@@ -56,6 +57,8 @@ _FROM: dict[str, FromClause] = {
     .join(_patient, _study.c.patient_fk == _patient.c.pk),
 }
 _TABLE = {"PATIENT": _patient, "STUDY": _study, "SERIES": _series, "IMAGE": _instance}
+# The column of each level's table that names its row of the level above.
+_PARENT = {"STUDY": "patient_fk", "SERIES": "study_fk", "IMAGE": "series_fk"}
 
 # Which level's `attrs` keeps an attribute (dcm4chee's attribute filters).
 _ATTRS_LEVEL: dict[int, str] = {
@@ -313,14 +316,37 @@ def find(services: ServiceContext, query: Query, *, chunk: int = 100) -> Iterato
 
 def count(services: ServiceContext, query: Query) -> int:
     """How many rows match (for the console's result counts and pagers)."""
-    statement = select(func.count()).select_from(_FROM[query.level]).where(*_where(query))
     with services.db.read() as session:
-        return int(session.execute(statement).scalar_one())
+        return paging.count(session, listing(query))
 
 
-def _order_columns(query: Query, order: Sequence[str]) -> list[tuple[ColumnElement[Any], bool]]:
-    """(column, descending) for each ordering keyword (`-` first for descending)."""
-    out = []
+def _sort_column(key: matching.Key) -> ColumnElement[Any]:
+    """The column of a matching key as a sort key takes it: never NULL (no value sorts as
+    the empty text or -1, first ascending, last descending, on SQLite and PostgreSQL
+    alike), person names family name first ("DOE^JOHN" ahead of "DOERING^MAX")."""
+    column = key.column
+    if key.match is matching.person_name:
+        column = func.replace(column, "^", " ")
+    # Literal, not a bound parameter: an index on the expression must see the same text.
+    empty = literal_column("-1") if isinstance(key.column.type, Integer) else literal_column("''")
+    return func.coalesce(column, empty)
+
+
+def _needed(query: Query, order: Sequence[str]) -> str:
+    """The highest level whose table the rows of `query` must be joined with: the levels of
+    the matching keys and ordering keywords (the joins cost a lookup for every row)."""
+    levels = [query.level, *(matching.KEYS[t].level for t in query.keys if t in matching.KEYS)]
+    levels += [matching.KEYS[_tag(item.removeprefix("-"))].level for item in order]
+    if query.patient_pk is not None:
+        levels.append("PATIENT")
+    return min(levels, key=LEVELS.index)
+
+
+def sort_key(level: str, order: Sequence[str]) -> tuple[tuple[ColumnElement[Any], bool], ...]:
+    """The sort key of a list of `level` rows ordered by matching-key keywords (`-` first
+    for descending, e.g. `("-StudyDate", "PatientName")`), then by arrival (the primary
+    key), as core.services.paging takes it."""
+    sort: list[tuple[ColumnElement[Any], bool]] = []
     for item in order:
         keyword = item.removeprefix("-")
         tag = _tag(keyword)
@@ -329,48 +355,26 @@ def _order_columns(query: Query, order: Sequence[str]) -> list[tuple[ColumnEleme
         if (
             key is None
             or tag in computed.BY_TAG
-            or key.level not in LEVELS[: LEVELS.index(query.level) + 1]
+            or key.level not in LEVELS[: LEVELS.index(level) + 1]
         ):
-            raise ValueError(f"cannot order {query.level} results by {keyword}")
-        column = key.column
-        if key.match is matching.person_name:
-            # Family name before given name: "DOE^JOHN" ahead of "DOERING^MAX".
-            column = func.replace(column, "^", " ")
-        out.append((column, item.startswith("-")))
-    return out
+            raise ValueError(f"cannot order {level} results by {keyword}")
+        sort.append((_sort_column(key), item.startswith("-")))
+    sort.append((_TABLE[level].c.pk, False))
+    return tuple(sort)
 
 
-def _ordered(
-    statement: Select[Any], columns: list[tuple[ColumnElement[Any], bool]], pk: Any, reverse: bool
-) -> Select[Any]:
-    # Reversing every direction reverses the order exactly, NULLs included: both SQLite
-    # and PostgreSQL put NULLs at the same end for ASC as at the other end for DESC.
-    for column, descending in columns:
-        statement = statement.order_by(column.desc() if descending != reverse else column.asc())
-    return statement.order_by(pk.desc() if reverse else pk.asc())
-
-
-def page_statement(
-    query: Query,
-    *,
-    offset: int = 0,
-    limit: int = 50,
-    order: Sequence[str] = (),
-    total: int | None = None,
-) -> Select[Any]:
-    """The statement of `page()`. The page's keys are found first, so that attributes and
-    computed keys are built for its rows only (not for every row skipped by the offset);
-    with `total` known, a page nearer the end is read backwards from the end, so the
-    database never walks more than half of the matches."""
-    table = _TABLE[query.level]
-    columns = _order_columns(query, order)
-    reverse = total is not None and offset < total and total - offset - limit < offset
-    if reverse:
-        assert total is not None
-        limit, offset = min(limit, total - offset), max(0, total - offset - limit)
-    keys = select(table.c.pk).select_from(_FROM[query.level]).where(*_where(query))
-    keys = _ordered(keys, columns, table.c.pk, reverse).offset(offset).limit(limit)
-    return _ordered(_statement(query).where(table.c.pk.in_(keys)), columns, table.c.pk, False)
+def listing(query: Query, order: Sequence[str] = ()) -> paging.Listing:
+    """The rows of `query` as a list for core.services.paging, in `order` (sort_key()).
+    The rows are joined only with the tables above them that the matching and the order
+    need (each join costs a lookup for every row walked)."""
+    sort = sort_key(query.level, order)
+    top = LEVELS.index(_needed(query, order))
+    from_: FromClause = _TABLE[query.level]
+    for level in reversed(LEVELS[top : LEVELS.index(query.level)]):
+        below = LEVELS[LEVELS.index(level) + 1]
+        parent = _TABLE[below].c[_PARENT[below]]
+        from_ = from_.join(_TABLE[level], parent == _TABLE[level].c.pk)
+    return paging.Listing(from_, tuple(_where(query)), sort)
 
 
 def page(
@@ -384,20 +388,13 @@ def page(
 ) -> list[Dataset]:
     """One page of responses, ordered by matching-key keywords (`-` first for descending,
     e.g. `("-StudyDate", "PatientName")`); rows in equal order keep insertion order.
-    `total` (the count() of the query, when the caller has it) makes deep pages faster."""
-    statement = page_statement(query, offset=offset, limit=limit, order=order, total=total)
+    `total` (the count() of the query, when the caller has it) spares counting again."""
+    rows = listing(query, order)
+    pk = _TABLE[query.level].c.pk
     with services.db.read() as session:
-        return [_response(query, row) for row in session.execute(statement)]
-
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of a result list as the console shows it: `rows` from `offset` of
-    `total` matches."""
-
-    rows: list[T]
-    total: int
-    offset: int
+        if total is None:
+            total = paging.count(session, rows)
+        keys = paging.page_keys(session, rows, offset=offset, limit=limit, total=total)
+        pks = [key[-1] for key in keys]
+        found = {row.pk: row for row in session.execute(_statement(query).where(pk.in_(pks)))}
+    return [_response(query, found[pk]) for pk in pks if pk in found]

@@ -10,65 +10,19 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
 
-from pydicom import Dataset
-from pydicom.multival import MultiValue
+from sqlalchemy import func, select
 
 from core.config import Config, View
+from core.db.models import Study
 from core.services import query as q
+from core.services import rows
 from core.services.context import ServiceContext
-from core.services.query import Page
+from core.services.paging import Page
+from core.services.rows import InstanceRow, SeriesRow, StudyRow
 
-# Each field of a row and the attribute it shows (also what the query returns).
-_STUDY_KEYWORDS = {
-    "study_iuid": "StudyInstanceUID",
-    "patient_name": "PatientName",
-    "patient_id": "PatientID",
-    "birth_date": "PatientBirthDate",
-    "sex": "PatientSex",
-    "study_date": "StudyDate",
-    "study_time": "StudyTime",
-    "accession_number": "AccessionNumber",
-    "modalities": "ModalitiesInStudy",
-    "description": "StudyDescription",
-    "referring_physician": "ReferringPhysicianName",
-    "series": "NumberOfStudyRelatedSeries",
-    "instances": "NumberOfStudyRelatedInstances",
-}
-_SERIES_KEYWORDS = {
-    "series_iuid": "SeriesInstanceUID",
-    "number": "SeriesNumber",
-    "modality": "Modality",
-    "description": "SeriesDescription",
-    "body_part": "BodyPartExamined",
-    "date": "SeriesDate",
-    "time": "SeriesTime",
-    "instances": "NumberOfSeriesRelatedInstances",
-}
-_INSTANCE_KEYWORDS = {
-    "sop_iuid": "SOPInstanceUID",
-    "sop_class_uid": "SOPClassUID",
-    "number": "InstanceNumber",
-    "content_date": "ContentDate",
-    "content_time": "ContentTime",
-    "frames": "NumberOfFrames",
-    "rows": "Rows",
-    "columns": "Columns",
-}
-# The counts of related series and instances are numbers in a row; the rest is text.
-_COUNTS = frozenset(
-    {
-        "NumberOfStudyRelatedSeries",
-        "NumberOfStudyRelatedInstances",
-        "NumberOfSeriesRelatedInstances",
-    }
-)
-STUDY_RETURNS = tuple(_STUDY_KEYWORDS.values())
-SERIES_RETURNS = tuple(_SERIES_KEYWORDS.values())
-INSTANCE_RETURNS = tuple(_INSTANCE_KEYWORDS.values())
-# Newest first, as dcm4chee's study list; equal dates and times keep the order of arrival.
 STUDY_ORDER = ("-StudyDate", "-StudyTime")
 SERIES_ORDER = ("SeriesNumber",)
 INSTANCE_ORDER = ("InstanceNumber",)
@@ -124,7 +78,7 @@ class StudySearch:
 
     def query(self, config: Config) -> q.Query:
         """The STUDY-level query of this form."""
-        return q.Query.of("STUDY", self.keys(), STUDY_RETURNS, view=self.view(config))
+        return q.Query.of("STUDY", self.keys(), view=self.view(config))
 
 
 def _dicom_date(value: str) -> str:
@@ -135,100 +89,6 @@ def _dicom_date(value: str) -> str:
     if parts and len(parts) == 2:
         return "-".join(_dicom_date(p.strip()) for p in parts)
     return value
-
-
-@dataclass(frozen=True)
-class StudyRow:
-    """One study of the result list, with the values dcm4chee's study list shows."""
-
-    study_iuid: str
-    patient_name: str
-    patient_id: str
-    birth_date: str
-    sex: str
-    study_date: str
-    study_time: str
-    accession_number: str
-    modalities: str
-    description: str
-    referring_physician: str
-    series: int
-    instances: int
-
-
-@dataclass(frozen=True)
-class SeriesRow:
-    """One series of a study."""
-
-    series_iuid: str
-    number: str
-    modality: str
-    description: str
-    body_part: str
-    date: str
-    time: str
-    instances: int
-
-
-@dataclass(frozen=True)
-class InstanceRow:
-    """One instance of a series."""
-
-    sop_iuid: str
-    sop_class_uid: str
-    number: str
-    content_date: str
-    content_time: str
-    frames: str
-    rows: str
-    columns: str
-
-
-def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return ""
-    if isinstance(value, MultiValue | list):
-        return "\\".join(str(v) for v in value)
-    return str(value)
-
-
-def _int(ds: Dataset, keyword: str) -> int:
-    text = _text(ds, keyword)
-    return int(text) if text.isdigit() else 0
-
-
-R = TypeVar("R")
-
-
-def _row(row_type: type[R], keywords: dict[str, str], ds: Dataset) -> R:
-    values = {
-        name: _int(ds, keyword) if keyword in _COUNTS else _text(ds, keyword)
-        for name, keyword in keywords.items()
-    }
-    return row_type(**values)
-
-
-def study_row(ds: Dataset) -> StudyRow:
-    """A study response (STUDY_RETURNS) as a row."""
-    return _row(StudyRow, _STUDY_KEYWORDS, ds)
-
-
-def _page(
-    services: ServiceContext,
-    query: q.Query,
-    row_type: type[R],
-    keywords: dict[str, str],
-    order: tuple[str, ...],
-    offset: int,
-    limit: int,
-    total: int | None = None,
-) -> Page[R]:
-    """One page of `query` as rows, and how many match (counted unless given)."""
-    if total is None:
-        total = q.count(services, query)
-    found = q.page(services, query, offset=offset, limit=limit, order=order, total=total)
-    return Page([_row(row_type, keywords, ds) for ds in found], total, offset)
 
 
 def _view(services: ServiceContext, ae_title: str) -> View:
@@ -242,13 +102,18 @@ def search(
     offset: int = 0,
     limit: int = 50,
     total: int | None = None,
+    near: Page[StudyRow] | None = None,
 ) -> Page[StudyRow]:
-    """One page of the studies matching `form`, newest first, and how many match in all
-    (counted unless `total` is given: turning pages of one search need not count again).
-    Raises MatchingError for a value that cannot be matched (e.g. an invalid date) and
-    ValueError for an unknown archive AE."""
+    """One page of the studies matching `form`, newest first (studies without a date
+    last, equal dates and times in order of arrival), and how many match in all (counted
+    unless `total` is given: turning pages of one search need not count again). `near`,
+    the page shown before, makes the page next to it a seek. Raises MatchingError (a
+    ValueError naming the key and value) for a value that cannot be matched, an
+    impossible date included, and ValueError for an unknown archive AE."""
     query = form.query(services.config)
-    return _page(services, query, StudyRow, _STUDY_KEYWORDS, STUDY_ORDER, offset, limit, total)
+    return rows.page(
+        services, query, STUDY_ORDER, offset=offset, limit=limit, total=total, near=near
+    )
 
 
 def series_of(
@@ -258,15 +123,11 @@ def series_of(
     ae_title: str = "",
     offset: int = 0,
     limit: int = 50,
+    near: Page[SeriesRow] | None = None,
 ) -> Page[SeriesRow]:
     """One page of the series of a study, by series number."""
-    query = q.Query.of(
-        "SERIES",
-        {"StudyInstanceUID": study_iuid},
-        SERIES_RETURNS,
-        view=_view(services, ae_title),
-    )
-    return _page(services, query, SeriesRow, _SERIES_KEYWORDS, SERIES_ORDER, offset, limit)
+    query = q.Query.of("SERIES", {"StudyInstanceUID": study_iuid}, view=_view(services, ae_title))
+    return rows.page(services, query, SERIES_ORDER, offset=offset, limit=limit, near=near)
 
 
 def instances_of(
@@ -277,15 +138,23 @@ def instances_of(
     ae_title: str = "",
     offset: int = 0,
     limit: int = 50,
+    near: Page[InstanceRow] | None = None,
 ) -> Page[InstanceRow]:
     """One page of the instances of a series, by instance number."""
     query = q.Query.of(
         "IMAGE",
         {"StudyInstanceUID": study_iuid, "SeriesInstanceUID": series_iuid},
-        INSTANCE_RETURNS,
         view=_view(services, ae_title),
     )
-    return _page(services, query, InstanceRow, _INSTANCE_KEYWORDS, INSTANCE_ORDER, offset, limit)
+    return rows.page(services, query, INSTANCE_ORDER, offset=offset, limit=limit, near=near)
+
+
+def arrived_since(services: ServiceContext, since: datetime) -> int:
+    """How many studies the archive received after `since` (local time, as the index
+    keeps it): one count on the index of arrival times."""
+    statement = select(func.count()).select_from(Study).where(Study.created > since)
+    with services.db.read() as session:
+        return int(session.execute(statement).scalar_one())
 
 
 def first_instance(
@@ -324,9 +193,9 @@ CSV_COLUMNS = tuple(f.name for f in fields(StudyRow))
 
 
 def csv_rows(services: ServiceContext, form: StudySearch) -> Iterator[StudyRow]:
-    """Every study matching `form`, streamed from the database (not only one page)."""
-    for ds in q.find(services, form.query(services.config)):
-        yield study_row(ds)
+    """Every study matching `form`, newest first, read a page at a time (not only the
+    page shown)."""
+    return rows.every(services, form.query(services.config), STUDY_ORDER)
 
 
 def save_csv(services: ServiceContext, form: StudySearch, path: str | Path) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,12 +21,11 @@ from pydicom import Dataset, dcmread
 from sqlalchemy import select
 
 from core.config import View
-from core.db.models import Patient, Series, Study
+from core.db.models import Instance, Patient, Series, Study
 from core.dicom import attributes
 from core.services import query as q
 from core.services.context import ServiceContext
 from core.services.retrieve import StoredInstance, find_instances
-from core.storage.filesystem import uid_hash
 
 LEVELS = ("STUDY", "SERIES", "IMAGE")
 _UNIQUE = {"STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
@@ -87,7 +87,12 @@ def _index_attributes(services: ServiceContext, target: Target, view: View) -> D
     keys, as a QIDO-RS response shows them."""
     if target.level == "STUDY":
         statement = (
-            select(Patient.attrs.label("patient"), Study.attrs.label("level"))
+            select(
+                Patient.attrs.label("patient"),
+                Study.attrs.label("level"),
+                Study.expiration_date,
+                Study.access_control_id,
+            )
             .join(Study, Study.patient_fk == Patient.pk)
             .where(Study.study_iuid == target.study_iuid)
         )
@@ -102,6 +107,13 @@ def _index_attributes(services: ServiceContext, target: Target, view: View) -> D
     merged = attributes.loads(row.patient) if target.level == "STUDY" else {}
     merged.update(attributes.loads(row.level))
     ds = Dataset.from_json(merged)
+    if target.level == "STUDY" and (row.expiration_date or row.access_control_id):
+        # Where dcm4chee's study attributes carry them: its private archive block.
+        block = ds.private_block(0x7777, ARCHIVE_CREATOR, create=True)
+        if row.expiration_date:
+            block.add_new(0x23, "DA", row.expiration_date)
+        if row.access_control_id:
+            block.add_new(0x27, "LO", row.access_control_id)
     keys = {_UNIQUE[target.level]: target.uid}
     if target.level == "SERIES":
         keys["StudyInstanceUID"] = target.study_iuid
@@ -175,13 +187,54 @@ class Downloaded:
     folder: Path
 
 
-def file_name(inst: StoredInstance) -> str:
-    """Where an instance goes below the download folder: dcm4chee's download path format
-    `{study hash}/{series hash}/{instance hash}` (no UIDs or patient data in paths)."""
-    return "/".join(
-        uid_hash(uid)
-        for uid in (inst.study_instance_uid, inst.series_instance_uid, inst.sop_instance_uid)
-    )
+# dcm4chee's private creator of the archive's own attributes (Study Expiration Date is
+# (7777,xx23), Study Access Control ID (7777,xx27)).
+ARCHIVE_CREATOR = "DCM4CHEE Archive 5"
+_UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
+
+
+def path_part(*values: str) -> str:
+    """Values as one folder or file name that people read and every filesystem takes:
+    joined by `_`, each run of anything but letters, digits, `.`, `+` and `-` as one `_`,
+    no leading or trailing dot, at most 64 characters (never empty, never `..`)."""
+    text = _UNSAFE.sub("_", "_".join(v for v in values if v)).strip("_.")
+    return text[:64] or "_"
+
+
+def file_names(services: ServiceContext, found: list[StoredInstance]) -> dict[str, str]:
+    """Where each instance (by SOP Instance UID) goes below the download folder:
+    `<PatientID>_<PatientName>/<StudyDate>_<StudyDescription or Study UID>/
+    <SeriesNumber>_<Modality>/<SOP Instance UID>.dcm`, every part through path_part()."""
+    names: dict[str, str] = {}
+    uids = [inst.sop_instance_uid for inst in found]
+    for start in range(0, len(uids), 500):
+        statement = (
+            select(
+                Instance.sop_iuid,
+                Patient.patient_id,
+                Patient.patient_name,
+                Study.study_date,
+                Study.study_description,
+                Study.study_iuid,
+                Series.series_number,
+                Series.modality,
+            )
+            .join(Series, Instance.series_fk == Series.pk)
+            .join(Study, Series.study_fk == Study.pk)
+            .join(Patient, Study.patient_fk == Patient.pk)
+            .where(Instance.sop_iuid.in_(uids[start : start + 500]))
+        )
+        with services.db.read() as session:
+            for row in session.execute(statement):
+                names[row.sop_iuid] = "/".join(
+                    (
+                        path_part(row.patient_id or "", row.patient_name or ""),
+                        path_part(row.study_date or "", row.study_description or row.study_iuid),
+                        path_part(str(row.series_number or ""), row.modality or ""),
+                        path_part(row.sop_iuid) + ".dcm",
+                    )
+                )
+    return names
 
 
 def _write_instance(inst: StoredInstance, path: Path) -> int:
@@ -209,9 +262,10 @@ def download(
     found = instances(services, target, view)
     if not found:
         raise NotFound(f"no instances of {target.level.lower()} {target.uid}")
+    names = file_names(services, found)
     size = 0
     for done, inst in enumerate(found, start=1):
-        size += _write_instance(inst, root / file_name(inst))
+        size += _write_instance(inst, root / names[inst.sop_instance_uid])
         if progress is not None:
             progress(done, len(found))
     return Downloaded(len(found), size, root)

@@ -144,6 +144,23 @@ def test_search_matches_like_cfind_and_pages_in_the_database(services: ServiceCo
         patients.search(services, PatientSearch(birth_date="1980-13"))
 
 
+def test_patient_pages_seek_like_offsets_with_equal_names(services: ServiceContext) -> None:
+    """Patients of one name (and some of no name) page by seeks from the page shown, next
+    and previous, as an OFFSET read gives them: the primary key breaks the ties."""
+    for n in range(11):
+        name = "" if n % 4 == 0 else "SAME^NAME"
+        patients.create(services, Demographics(name=name, patient_id=f"T{n % 3}-{n:02d}"))
+    form = PatientSearch(patient_id="T*")
+    whole = [r.pk for r in patients.search(services, form, limit=100).rows]
+    assert len(whole) == 11
+    expected = {o: whole[o : o + 3] for o in range(0, 11, 3)}
+    page = patients.search(services, form, limit=3)
+    for offset in (3, 6, 9, 6, 3, 0):
+        page = patients.search(services, form, offset=offset, limit=3, total=11, near=page)
+        assert [r.pk for r in page.rows] == expected[offset]
+    assert [r.pk for r in patients.search(services, form, offset=9, limit=3).rows] == expected[9]
+
+
 def test_studies_of_a_patient_come_from_the_study_level_query(services: ServiceContext) -> None:
     """A patient's studies, newest first, with modalities and counts, and only that
     patient's even when another patient has the same ID under another issuer."""
@@ -152,7 +169,7 @@ def test_studies_of_a_patient_come_from_the_study_level_query(services: ServiceC
     roe = patients.find_by_id(services, "PID-3^^^HOSP_A")
     page = patients.studies(services, roe.pk)
     assert page.total == 1
-    assert [(s.uid, s.modalities, s.series, s.instances) for s in page.rows] == [
+    assert [(s.study_iuid, s.modalities, s.series, s.instances) for s in page.rows] == [
         (STUDY_4, "CT", 1, 1)
     ]
 
@@ -160,8 +177,8 @@ def test_studies_of_a_patient_come_from_the_study_level_query(services: ServiceC
     store(services, newest, **DOE, StudyDate="20300101")
     doe = patients.studies(services, pk_of(services, "PID-1"), limit=2)
     assert doe.total == 3
-    assert (len(doe.rows), doe.rows[0].uid) == (2, newest)
-    assert patients.studies(services, pk_of(services, "PID-1"), offset=2).rows[0].uid in (
+    assert (len(doe.rows), doe.rows[0].study_iuid) == (2, newest)
+    assert patients.studies(services, pk_of(services, "PID-1"), offset=2).rows[0].study_iuid in (
         STUDY_1,
         STUDY_2,
     )

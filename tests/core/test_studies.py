@@ -27,7 +27,7 @@ from core.db.models import Instance, Location, LocationStatus, Patient, Series, 
 from core.dicom import attributes
 from core.dicom.part10 import dataset_offset
 from core.services import query as q
-from core.services import studies
+from core.services import rows, studies
 from core.services.context import ServiceContext
 from core.services.study_delete import NothingToDelete, count_instances, delete_permanently
 from core.services.study_edits import (
@@ -40,11 +40,13 @@ from core.services.study_edits import (
     study_details,
 )
 from core.services.study_files import (
+    ARCHIVE_CREATOR,
     Target,
     attributes_of,
     download,
-    file_name,
+    file_names,
     instances,
+    path_part,
     save_attributes,
 )
 from tests import dicomgen
@@ -203,36 +205,129 @@ def test_pages_newest_first_with_count(stored) -> None:
     assert (row.modalities, row.description, row.series, row.instances) == ("CT", "CT Chest", 2, 4)
 
 
-def test_pages_read_from_the_end_match_pages_read_from_the_start(stored) -> None:
-    """With the total known, pages in the second half are read backwards: the same rows."""
-    _, services = stored
-    query = studies.StudySearch().query(services.config)
-    for limit in (1, 2):
-        for offset in range(4):
-            forward = q.page(services, query, offset=offset, limit=limit, order=studies.STUDY_ORDER)
-            backward = q.page(
-                services, query, offset=offset, limit=limit, order=studies.STUDY_ORDER, total=3
+def _ties(services: ServiceContext, n: int) -> None:
+    """`n` studies (one series, one instance each) over three dates and no date, with equal
+    times: the sort key ties everywhere but on the primary key."""
+    now = datetime.now()
+    with services.db.engine.begin() as conn:
+        conn.execute(
+            Patient.__table__.insert(),
+            [{"pk": 900, "patient_id": "TIES", "attrs": "{}", "created": now, "updated": now}],
+        )
+        for s in range(1, n + 1):
+            date = [None, "20200101", "20210101", "20220101"][s % 4]
+            uid = f"1.2.3.999.{s}"
+            conn.execute(
+                Study.__table__.insert(),
+                [
+                    {
+                        "pk": 1000 + s,
+                        "patient_fk": 900,
+                        "study_iuid": uid,
+                        "study_date": date,
+                        "study_time": None if s % 3 else "120000",
+                        "attrs": "{}",
+                        "created": now,
+                        "updated": now,
+                    }
+                ],
             )
-            assert [d.StudyInstanceUID for d in backward] == [d.StudyInstanceUID for d in forward]
+            conn.execute(
+                Series.__table__.insert(),
+                [
+                    {
+                        "pk": 1000 + s,
+                        "study_fk": 1000 + s,
+                        "series_iuid": uid + ".1",
+                        "attrs": "{}",
+                        "created": now,
+                        "updated": now,
+                    }
+                ],
+            )
+            conn.execute(
+                Instance.__table__.insert(),
+                [
+                    {
+                        "pk": 1000 + s,
+                        "series_fk": 1000 + s,
+                        "sop_iuid": uid + ".1.1",
+                        "sop_cuid": "1.2.840.10008.5.1.4.1.1.2",
+                        "attrs": "{}",
+                        "created": now,
+                        "updated": now,
+                    }
+                ],
+            )
+
+
+def test_keyset_pages_equal_offset_pages_with_ties(archive: Archive) -> None:
+    """Next, previous, last and middle pages (seeks, reads from the end, offsets) give the
+    rows one read from the start gives, when the sort key ties but on the primary key."""
+    services = archive.services
+    assert services is not None
+    _ties(services, 23)
+    form = studies.StudySearch(patient_id="TIES")
+    whole = [r.study_iuid for r in studies.search(services, form, limit=100).rows]
+    assert len(whole) == 23
+    # Newest first, no date last, equal keys in order of arrival.
+    assert whole[:3] == ["1.2.3.999.3", "1.2.3.999.15", "1.2.3.999.7"]
+    assert whole[-1] == "1.2.3.999.20"
+    size = 5
+    offsets = list(range(0, 23, size))
+    expected = {o: whole[o : o + size] for o in offsets}
+    page = studies.search(services, form, limit=size)
+    for offset in offsets[1:]:
+        page = studies.search(services, form, offset=offset, limit=size, total=23, near=page)
+        assert [r.study_iuid for r in page.rows] == expected[offset]
+    for offset in reversed(offsets[:-1]):
+        page = studies.search(services, form, offset=offset, limit=size, total=23, near=page)
+        assert [r.study_iuid for r in page.rows] == expected[offset]
+    for offset in offsets:
+        page = studies.search(services, form, offset=offset, limit=size, total=23)
+        assert [r.study_iuid for r in page.rows] == expected[offset]
 
 
 def test_study_pages_are_read_in_index_order(stored) -> None:
-    """The newest-first page walks the (study_date, study_time) index, not a sort."""
+    """The newest-first list walks the index on its sort key (ix_study_newest), not a sort,
+    and joins no patient when no patient key is matched."""
     _, services = stored
-    query = studies.StudySearch().query(services.config)
-    statement = q.page_statement(query, limit=50, order=studies.STUDY_ORDER)
+    listing = q.listing(studies.StudySearch().query(services.config), studies.STUDY_ORDER)
+    statement = (
+        select(*(c for c, _ in listing.sort))
+        .select_from(listing.from_)
+        .where(*listing.where)
+        .order_by(*(c.desc() if d else c.asc() for c, d in listing.sort))
+        .limit(50)
+    )
     engine = services.db.engine
     with engine.connect() as conn:
         sql = str(statement.compile(conn, compile_kwargs={"literal_binds": True}))
+        assert "patient" not in sql
         if engine.dialect.name == "sqlite":
             plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
-            assert "SCAN study USING INDEX ix_study_study_date_study_time" in plan, plan
+            assert "SCAN study USING INDEX ix_study_newest" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
         else:
             # Three rows are cheaper to sort: ask whether the index can give the order.
             conn.execute(text("SET LOCAL enable_seqscan = off"))
             conn.execute(text("SET LOCAL enable_sort = off"))
             plan = " ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
-            assert "Index Scan Backward using ix_study_study_date_study_time" in plan, plan
+            assert "Index Scan using ix_study_newest" in plan, plan
+
+
+def test_impossible_dates_are_refused_as_invalid_values(stored) -> None:
+    _, services = stored
+    for value in ("20250230", "abc", "20250101-20251332"):
+        with pytest.raises(matching.MatchingError) as refused:
+            studies.search(services, studies.StudySearch(study_date=value))
+        assert str(refused.value) == f"Invalid StudyDate (0008,0020) - {value}"
+
+
+def test_studies_arrived_since(stored) -> None:
+    _, services = stored
+    assert studies.arrived_since(services, datetime(2000, 1, 1)) == 3
+    assert studies.arrived_since(services, datetime.now()) == 0
 
 
 def test_series_and_instances_of_a_study(stored) -> None:
@@ -452,7 +547,9 @@ def test_download_writes_files_with_edits_and_unedited_as_stored(stored, tmp_pat
 
     one = download(services, Target("SERIES", C, _series(C, 1)), tmp_path / "c")
     (inst,) = instances(services, Target("STUDY", C), studies.StudySearch().view(services.config))
-    written = tmp_path / "c" / file_name(inst)
+    name = file_names(services, [inst])[inst.sop_instance_uid]
+    assert name == f"PID-3_Roe_Jane/20240301_CT_Head/1_CT/{_instance(C, 1, 1)}.dcm"
+    written = tmp_path / "c" / name
     assert one.files == 1 and filecmp.cmp(written, inst.path, shallow=False)
 
     image = download(
@@ -579,12 +676,32 @@ def test_delete_in_batches_while_a_store_adds_to_the_study(stored) -> None:
 # -- CSV and attributes ------------------------------------------------------------------
 
 
+def test_several_values_read_one_way() -> None:
+    """Lists and CSV join several values of one attribute alike: `CT, MR`."""
+    assert rows.text(["CT", "MR"]) == "CT, MR"
+    assert rows.text([{"Alphabetic": "Doe^John", "Ideographic": "D^J"}]) == "Doe^John=D^J"
+    assert rows.text([]) == ""
+
+
+def test_path_parts_are_readable_and_safe() -> None:
+    assert path_part("PID/1", "Doe^John") == "PID_1_Doe_John"
+    assert path_part("..", "") == "_"
+    assert path_part("../../etc") == "etc"
+    assert path_part("Müller, Hans") == "M_ller_Hans"
+    assert len(path_part("x" * 300)) == 64
+
+
 def test_csv_holds_every_match_not_only_a_page(stored, tmp_path: Path) -> None:
     _, services = stored
     path = tmp_path / "out" / "studies.csv"
+    set_expiration_date(services, A, "20300101")
+    set_access_control_id(services, A, "RADIOLOGY")
     assert studies.save_csv(services, studies.StudySearch(patient_name="D*"), path) == 2
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(studies.CSV_COLUMNS)
+    assert list(studies.CSV_COLUMNS)[-2:] == ["expiration_date", "access_control_id"]
+    assert (rows[0]["expiration_date"], rows[0]["access_control_id"]) == ("20300101", "RADIOLOGY")
     assert sorted(r["study_iuid"] for r in rows) == [A, B]
     row = next(r for r in rows if r["study_iuid"] == A)
     assert (row["patient_name"], row["study_date"], row["modalities"], row["instances"]) == (
@@ -600,6 +717,11 @@ def test_attributes_as_json_and_text(stored, tmp_path: Path) -> None:
     _, services = stored
     study = attributes_of(services, Target("STUDY", A))
     assert (str(study.PatientName), study.StudyDescription) == ("Doe^John", "CT Chest")
+    assert 0x77770010 not in study
+    set_expiration_date(services, A, "20300101")
+    set_access_control_id(services, A, "RADIOLOGY")
+    block = attributes_of(services, Target("STUDY", A)).private_block(0x7777, ARCHIVE_CREATOR)
+    assert (block[0x23].value, block[0x27].value) == ("20300101", "RADIOLOGY")
     assert (study.NumberOfStudyRelatedInstances, study.ModalitiesInStudy) == (4, "CT")
     series = attributes_of(services, Target("SERIES", A, _series(A, 2)))
     assert (series.SeriesDescription, series.NumberOfSeriesRelatedInstances) == ("CT series 2", 2)

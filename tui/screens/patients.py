@@ -15,8 +15,9 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Static
 
 from core.services import patients
-from core.services.patients import Demographics, PatientRow, PatientSearch, StudyRow
-from core.services.query import Page
+from core.services.paging import Page
+from core.services.patients import Demographics, PatientRow, PatientSearch
+from core.services.rows import StudyRow
 from tui.screens.patient_form import PatientForm
 from tui.widgets.confirm import Confirm
 from tui.widgets.paged_table import PagedTable
@@ -65,14 +66,14 @@ def _patient_cells(row: PatientRow) -> tuple[str, ...]:
 
 def _study_cells(row: StudyRow) -> tuple[str, ...]:
     return (
-        _date(row.date),
-        _time(row.time),
-        row.accession,
+        _date(row.study_date),
+        _time(row.study_time),
+        row.accession_number,
         row.description,
         row.modalities,
         str(row.series),
         str(row.instances),
-        row.uid,
+        row.study_iuid,
     )
 
 
@@ -231,7 +232,7 @@ class PatientsView(View):
             return patients.studies(services, patient.pk, offset=offset, limit=table.page_size)
 
         def done(page: Page[StudyRow]) -> None:
-            table.show([(r.uid, _study_cells(r)) for r in page.rows], page.total, offset)
+            table.show([(r.study_iuid, _study_cells(r)) for r in page.rows], page.total, offset)
 
         self.background(work, done, group="patients-page")
 

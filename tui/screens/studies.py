@@ -18,8 +18,9 @@ from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from core.services import studies
-from core.services.query import Page
-from core.services.studies import InstanceRow, SeriesRow, StudyRow, StudySearch
+from core.services.paging import Page
+from core.services.rows import InstanceRow, SeriesRow, StudyRow
+from core.services.studies import StudySearch
 from core.services.study_delete import Deleted, count_instances, delete_permanently
 from core.services.study_edits import (
     SERIES_FIELDS,
@@ -135,6 +136,8 @@ class StudiesView(View):
         self.study_rows: dict[str, StudyRow] = {}
         self.series_rows: dict[str, SeriesRow] = {}
         self.instance_rows: dict[str, InstanceRow] = {}
+        # The page each table shows: turning from it seeks on its first or last row.
+        self.shown: dict[str, Page] = {}
 
     def compose(self) -> ComposeResult:
         titles = [ae.title for ae in self.services.config.ae]
@@ -242,7 +245,7 @@ class StudiesView(View):
             }
         )
 
-    def fetch_studies(self, offset: int) -> None:
+    def fetch_studies(self, offset: int, near: Page | None = None) -> None:
         """Fetch the page at `offset` of the current search (counting it first when the
         count is not known yet)."""
         services, criteria, total = self.services, self.criteria, self.total
@@ -251,18 +254,19 @@ class StudiesView(View):
 
         def work() -> Page:
             return studies.search(
-                services, criteria, offset=offset, limit=table.page_size, total=total
+                services, criteria, offset=offset, limit=table.page_size, total=total, near=near
             )
 
         def done(page: Page) -> None:
             self.total = page.total
+            self.shown["studies-table"] = page
             self.study_rows = {r.study_iuid: r for r in page.rows}
             table.show([(r.study_iuid, study_cells(r)) for r in page.rows], page.total, offset)
             self._keep_cursor(table, keep)
 
         self.background(work, done, group="studies-page")
 
-    def fetch_series(self, offset: int) -> None:
+    def fetch_series(self, offset: int, near: Page | None = None) -> None:
         """Fetch a page of the series of the study opened."""
         services, study = self.services, self.study
         assert study is not None
@@ -271,17 +275,23 @@ class StudiesView(View):
 
         def work() -> Page:
             return studies.series_of(
-                services, study.study_iuid, ae_title=ae_title, offset=offset, limit=table.page_size
+                services,
+                study.study_iuid,
+                ae_title=ae_title,
+                offset=offset,
+                limit=table.page_size,
+                near=near,
             )
 
         def done(page: Page) -> None:
+            self.shown["studies-series"] = page
             self.series_rows = {r.series_iuid: r for r in page.rows}
             table.show([(r.series_iuid, series_cells(r)) for r in page.rows], page.total, offset)
             self._keep_cursor(table, keep)
 
         self.background(work, done, group="studies-page")
 
-    def fetch_instances(self, offset: int) -> None:
+    def fetch_instances(self, offset: int, near: Page | None = None) -> None:
         """Fetch a page of the instances of the series opened."""
         services, study, series = self.services, self.study, self.series
         assert study is not None and series is not None
@@ -296,9 +306,11 @@ class StudiesView(View):
                 ae_title=ae_title,
                 offset=offset,
                 limit=table.page_size,
+                near=near,
             )
 
         def done(page: Page) -> None:
+            self.shown["studies-instances"] = page
             self.instance_rows = {r.sop_iuid: r for r in page.rows}
             table.show([(r.sop_iuid, instance_cells(r)) for r in page.rows], page.total, offset)
             self._keep_cursor(table, keep)
@@ -328,6 +340,7 @@ class StudiesView(View):
 
         def done(page: Page) -> None:
             self.criteria, self.total = criteria, page.total
+            self.shown["studies-table"] = page
             self.study_rows = {r.study_iuid: r for r in page.rows}
             table.show([(r.study_iuid, study_cells(r)) for r in page.rows], page.total, 0)
             self._show_level()
@@ -341,7 +354,8 @@ class StudiesView(View):
             "studies-series": self.fetch_series,
             "studies-instances": self.fetch_instances,
         }
-        fetch[event.table.id or "studies-table"](event.offset)
+        table = event.table.id or "studies-table"
+        fetch[table](event.offset, self.shown.get(table))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

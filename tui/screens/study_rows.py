@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydicom.uid import UID
 
-from core.services.studies import InstanceRow, SeriesRow, StudyRow
+from core.services.rows import InstanceRow, SeriesRow, StudyRow
 
 STUDY_COLUMNS = ("Patient", "ID", "Date", "Accession", "Mod.", "Description", "#S", "#I")
 SERIES_COLUMNS = ("No.", "Mod.", "Description", "Body part", "Date", "Time", "Inst.", "Series UID")
