@@ -10,13 +10,17 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from pydicom import Dataset
 from pydicom.multival import MultiValue
+from sqlalchemy import func, select
 
 from core.config import Config, View
+from core.db.engine import Database
+from core.db.models import Study
 from core.services import query as q
 from core.services.context import ServiceContext
 from core.services.query import Page
@@ -347,3 +351,10 @@ def save_csv(services: ServiceContext, form: StudySearch, path: str | Path) -> i
     finally:
         partial.unlink(missing_ok=True)
     return count
+
+
+def count_received_since(db: Database, since: datetime) -> int:
+    """How many studies the archive received after `since` (their first object's
+    arrival): a cheap count for the console's "N new" line, not a search."""
+    with db.read() as session:
+        return session.scalar(select(func.count(Study.pk)).where(Study.created > since)) or 0

@@ -1,6 +1,7 @@
-"""Navigation › Patients: search patients, page through them, open a patient's studies,
-and manage patients as dcm4chee's Patients tab does — create, edit demographics,
-supplement the issuer of patient ID, merge into another patient, delete."""
+"""Navigation › Patients: search patients, page through them, open a patient's studies
+(in the Studies drill-down, with all its actions), and manage patients as dcm4chee's
+Patients tab does — create, edit demographics, supplement the issuer of patient ID, merge
+into another patient, delete."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Static
 
 from core.services import patients
-from core.services.patients import Demographics, PatientRow, PatientSearch, StudyRow
+from core.services.patients import Demographics, PatientRow, PatientSearch
 from core.services.query import Page
 from tui.screens.patient_form import PatientForm
+from tui.screens.studies import StudiesView
 from tui.widgets.confirm import Confirm
 from tui.widgets.paged_table import PagedTable
 from tui.widgets.prompt import Prompt
@@ -26,25 +28,16 @@ from tui.widgets.view import View
 T = TypeVar("T")
 
 PATIENT_COLUMNS = ("Name", "Patient ID", "Issuer", "Born", "Sex", "Studies", "Merged into")
-STUDY_COLUMNS = ("Date", "Time", "Accession", "Description", "Mod.", "Ser.", "Inst.", "Study UID")
 SEARCH_FIELDS = (
     ("name", "Name", "DOE*"),
     ("patient_id", "ID", "PID*"),
     ("issuer", "Issuer", "any"),
     ("birth_date", "Born", "1970-1979"),
 )
-# Keys that act on patients; at the studies level they are off.
-PATIENT_ACTIONS = frozenset(
-    {"create", "edit", "supplement_issuer", "merge", "delete", "toggle_merged", "open", "search"}
-)
 
 
 def _date(value: str) -> str:
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else value
-
-
-def _time(value: str) -> str:
-    return f"{value[:2]}:{value[2:4]}" if len(value) >= 4 else value
 
 
 def _studies(count: int) -> str:
@@ -60,19 +53,6 @@ def _patient_cells(row: PatientRow) -> tuple[str, ...]:
         row.sex,
         str(row.studies),
         row.merged_into or "",
-    )
-
-
-def _study_cells(row: StudyRow) -> tuple[str, ...]:
-    return (
-        _date(row.date),
-        _time(row.time),
-        row.accession,
-        row.description,
-        row.modalities,
-        str(row.series),
-        str(row.instances),
-        row.uid,
     )
 
 
@@ -95,7 +75,7 @@ def _birth_range(text: str) -> str:
 
 class PatientsView(View):
     """The patients matching the search form, a page at a time; enter opens the studies
-    of the patient under the cursor, esc comes back."""
+    of the patient under the cursor in Studies (esc there comes back)."""
 
     HELP = (
         "Patients (with or without studies). Type in the form and press enter to search "
@@ -121,15 +101,12 @@ class PatientsView(View):
     }
     PatientsView #patients-form Input:focus { background: $primary 40%; }
     PatientsView #patients-merged { width: auto; padding: 0 1; color: $text-muted; }
-    PatientsView #patients-heading { height: 1; background: $panel; padding: 0 1; }
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.criteria = PatientSearch()
         self.rows: dict[str, PatientRow] = {}
-        # The patient whose studies are shown (the second level), or None.
-        self.patient: PatientRow | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="patients-form"):
@@ -137,12 +114,15 @@ class PatientsView(View):
                 yield Label(label)
                 yield Input(placeholder=placeholder, id=f"patients-{name}")
             yield Static("[ ] merged", id="patients-merged", markup=False)
-        yield Static("", id="patients-heading", markup=False)
-        yield PagedTable(PATIENT_COLUMNS, id="patients-table")
-        yield PagedTable(STUDY_COLUMNS, id="patients-studies")
+        console = self.services.config.console
+        yield PagedTable(
+            PATIENT_COLUMNS,
+            page_size=console.page_size,
+            fixed="page_size" in console.model_fields_set,
+            id="patients-table",
+        )
 
     def on_mount(self) -> None:
-        self._show_level()
         self.fetch_patients(0)
 
     # -- levels --------------------------------------------------------------------------
@@ -151,42 +131,14 @@ class PatientsView(View):
     def patients_table(self) -> PagedTable:
         return self.query_one("#patients-table", PagedTable)
 
-    @property
-    def studies_table(self) -> PagedTable:
-        return self.query_one("#patients-studies", PagedTable)
-
-    def _show_level(self) -> None:
-        at_studies = self.patient is not None
-        self.query_one("#patients-form").display = not at_studies
-        self.patients_table.display = not at_studies
-        self.query_one("#patients-heading").display = at_studies
-        self.studies_table.display = at_studies
-        self.refresh_bindings()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Patient actions only on the patient list.
-        return not (self.patient is not None and action in PATIENT_ACTIONS)
-
     def focus_default(self) -> None:
-        table = self.studies_table if self.patient is not None else self.patients_table
-        table.table.focus()
-
-    def back(self) -> bool:
-        if self.patient is None:
-            return False
-        self.patient = None
-        self._show_level()
-        self.focus_default()
-        return True
+        self.patients_table.table.focus()
 
     def filter(self, text: str) -> None:
-        (self.studies_table if self.patient is not None else self.patients_table).filter(text)
+        self.patients_table.filter(text)
 
     def reload(self) -> None:
-        if self.patient is not None:
-            self.fetch_studies(self.studies_table.page_offset)
-        else:
-            self.fetch_patients(self.patients_table.page_offset)
+        self.fetch_patients(self.patients_table.page_offset)
 
     # -- fetching ------------------------------------------------------------------------
 
@@ -215,23 +167,10 @@ class PatientsView(View):
 
         def done(page: Page[PatientRow]) -> None:
             self.rows = {str(r.pk): r for r in page.rows}
-            table.show([(str(r.pk), _patient_cells(r)) for r in page.rows], page.total, offset)
+            rows = [(str(r.pk), _patient_cells(r)) for r in page.rows]
+            table.show(rows, page.total, offset, self.read_at())
             if keep in self.rows:
                 table.table.move_cursor(row=table.table.get_row_index(keep))
-
-        self.background(work, done, group="patients-page")
-
-    def fetch_studies(self, offset: int) -> None:
-        """Fetch a page of the studies of the patient shown."""
-        services, patient = self.services, self.patient
-        assert patient is not None
-        table = self.studies_table
-
-        def work() -> Page[StudyRow]:
-            return patients.studies(services, patient.pk, offset=offset, limit=table.page_size)
-
-        def done(page: Page[StudyRow]) -> None:
-            table.show([(r.uid, _study_cells(r)) for r in page.rows], page.total, offset)
 
         self.background(work, done, group="patients-page")
 
@@ -244,10 +183,7 @@ class PatientsView(View):
         self.fetch_patients(0)
 
     def on_paged_table_page_requested(self, event: PagedTable.PageRequested) -> None:
-        if event.table is self.studies_table:
-            self.fetch_studies(event.offset)
-        else:
-            self.fetch_patients(event.offset)
+        self.fetch_patients(event.offset)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table is self.patients_table.table:
@@ -265,17 +201,16 @@ class PatientsView(View):
         return row
 
     def action_open(self) -> None:
-        """Show the studies of the patient under the cursor."""
+        """Show the studies of the patient under the cursor in Studies, with its actions."""
         row = self.selected()
         if row is None:
             return
-        self.patient = row
-        heading = f"Studies of {patients.label(row.patient_id, row.issuer, row.name)} · esc back"
-        self.query_one("#patients-heading", Static).update(heading)
-        self.studies_table.show([], 0, 0)
-        self._show_level()
-        self.focus_default()
-        self.fetch_studies(0)
+        self.console.show_view("studies")
+        studies_view = self.console.current_view()
+        assert isinstance(studies_view, StudiesView)
+        studies_view.open_patient(
+            row.patient_id, patients.label(row.patient_id, row.issuer, row.name)
+        )
 
     def action_search(self) -> None:
         self.query_one("#patients-name", Input).focus()

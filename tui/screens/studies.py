@@ -8,9 +8,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -51,6 +53,7 @@ from tui.screens.study_rows import (
 from tui.screens.upload import UploadScreen
 from tui.widgets.confirm import Confirm
 from tui.widgets.form import FieldForm
+from tui.widgets.live import showing
 from tui.widgets.paged_table import PagedTable
 from tui.widgets.path_suggester import PathSuggester
 from tui.widgets.prompt import Prompt
@@ -76,6 +79,8 @@ LEVEL_ACTIONS = {
 }
 LEVEL_ONLY = set().union(*LEVEL_ACTIONS.values())
 EDITABLE = {"STUDY", "SERIES"}
+# How often the "N new" line counts the studies received since the search ran.
+NEW_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,13 @@ class StudiesView(View):
         self.study_rows: dict[str, StudyRow] = {}
         self.series_rows: dict[str, SeriesRow] = {}
         self.instance_rows: dict[str, InstanceRow] = {}
+        # When the search shown ran, and how many studies arrived since (the "N new" line).
+        self.searched: datetime | None = None
+        self.new = 0
+        # The patient whose studies are shown (opened from Patients), and the search
+        # form as it was before, given back when going back to Patients.
+        self.patient = ""
+        self.typed_before: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         titles = [ae.title for ae in self.services.config.ae]
@@ -151,10 +163,11 @@ class StudiesView(View):
                     )
                     yield Input(placeholder=placeholder, id=f"studies-{name}", suggester=suggester)
         yield Static("", id="studies-crumbs", markup=False)
-        page_size = self.services.config.console.page_size
-        yield PagedTable(STUDY_COLUMNS, page_size=page_size, id="studies-table")
-        yield PagedTable(SERIES_COLUMNS, page_size=page_size, id="studies-series")
-        yield PagedTable(INSTANCE_COLUMNS, page_size=page_size, id="studies-instances")
+        console = self.services.config.console
+        paging = {"page_size": console.page_size, "fixed": "page_size" in console.model_fields_set}
+        yield PagedTable(STUDY_COLUMNS, **paging, id="studies-table")
+        yield PagedTable(SERIES_COLUMNS, **paging, id="studies-series")
+        yield PagedTable(INSTANCE_COLUMNS, **paging, id="studies-instances")
         with Horizontal(id="studies-progress"):
             yield Label("", id="studies-progress-label")
             yield ProgressBar(show_eta=False, id="studies-progress-bar")
@@ -163,6 +176,7 @@ class StudiesView(View):
         self.query_one("#studies-progress").display = False
         self._show_level()
         self.fetch_studies(0)
+        self.set_interval(NEW_SECONDS, self._count_new)
 
     # -- levels --------------------------------------------------------------------------
 
@@ -196,8 +210,46 @@ class StudiesView(View):
             parts.append(study_label(self.study))
         if self.series is not None and self.level == "IMAGE":
             parts.append(series_label(self.series))
-        hint = " · esc back" if self.level != "STUDY" else " · enter: series · f: search"
+        if self.patient:
+            parts[0] += f" of {self.patient}"
+        hint = " · esc back" if self.level != "STUDY" or self.patient else ""
+        if self.level == "STUDY":
+            hint += " · enter: series · f: search"
+            if self.new:
+                hint = f" · {self.new} new - r to refresh" + hint
         return " › ".join(parts) + hint
+
+    def _count_new(self) -> None:
+        if self.searched is not None and self.level == "STUDY" and showing(self):
+            self.count_new(self.searched)
+
+    @work(thread=True, exclusive=True, group="studies-new", exit_on_error=False)
+    def count_new(self, since: datetime) -> None:
+        """Count the studies received since the search ran (never the search again)."""
+        new = studies.count_received_since(self.services.db, since)
+        self.app.call_from_thread(self._show_new, since, new)
+
+    def _show_new(self, since: datetime, new: int) -> None:
+        if since == self.searched and new != self.new:
+            self.new = new
+            self.query_one("#studies-crumbs", Static).update(self.crumbs())
+
+    def open_patient(self, patient_id: str, label: str) -> None:
+        """Show the studies of one patient (from Patients): the search form holds its ID
+        until esc goes back, which gives the form back as it was."""
+        if not self.patient:
+            self.typed_before = self._typed()
+        self.patient = label
+        self._set_typed({name: "" for name in self.typed_before} | {"patient_id": patient_id})
+        self.level, self.study, self.series = "STUDY", None, None
+        self.action_run_search()
+
+    def _typed(self) -> dict[str, str]:
+        return {name: self.query_one(f"#studies-{name}", Input).value for name, *_ in SEARCH_FIELDS}
+
+    def _set_typed(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            self.query_one(f"#studies-{name}", Input).value = value
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in LEVEL_ONLY and action not in LEVEL_ACTIONS[self.level]:
@@ -208,6 +260,12 @@ class StudiesView(View):
         self.current_table.table.focus()
 
     def back(self) -> bool:
+        if self.level == "STUDY" and self.patient:
+            self.patient = ""
+            self._set_typed(self.typed_before)
+            self.action_run_search()
+            self.console.show_view("patients")
+            return True
         if self.level == "STUDY":
             return False
         if self.level == "IMAGE":
@@ -249,15 +307,20 @@ class StudiesView(View):
         table = self.table_of("STUDY")
         keep = table.selected_key()
 
-        def work() -> Page:
-            return studies.search(
+        def work() -> tuple[datetime, Page]:
+            started = datetime.now()
+            return started, studies.search(
                 services, criteria, offset=offset, limit=table.page_size, total=total
             )
 
-        def done(page: Page) -> None:
+        def done(read: tuple[datetime, Page]) -> None:
+            started, page = read
+            if total is None:
+                self._searched(started)
             self.total = page.total
             self.study_rows = {r.study_iuid: r for r in page.rows}
-            table.show([(r.study_iuid, study_cells(r)) for r in page.rows], page.total, offset)
+            rows = [(r.study_iuid, study_cells(r)) for r in page.rows]
+            table.show(rows, page.total, offset, self.read_at())
             self._keep_cursor(table, keep)
 
         self.background(work, done, group="studies-page")
@@ -276,7 +339,8 @@ class StudiesView(View):
 
         def done(page: Page) -> None:
             self.series_rows = {r.series_iuid: r for r in page.rows}
-            table.show([(r.series_iuid, series_cells(r)) for r in page.rows], page.total, offset)
+            rows = [(r.series_iuid, series_cells(r)) for r in page.rows]
+            table.show(rows, page.total, offset, self.read_at())
             self._keep_cursor(table, keep)
 
         self.background(work, done, group="studies-page")
@@ -300,10 +364,16 @@ class StudiesView(View):
 
         def done(page: Page) -> None:
             self.instance_rows = {r.sop_iuid: r for r in page.rows}
-            table.show([(r.sop_iuid, instance_cells(r)) for r in page.rows], page.total, offset)
+            rows = [(r.sop_iuid, instance_cells(r)) for r in page.rows]
+            table.show(rows, page.total, offset, self.read_at())
             self._keep_cursor(table, keep)
 
         self.background(work, done, group="studies-page")
+
+    def _searched(self, started: datetime) -> None:
+        """A search ran (started at `started`): nothing is new since."""
+        self.searched, self.new = started, 0
+        self.query_one("#studies-crumbs", Static).update(self.crumbs())
 
     @staticmethod
     def _keep_cursor(table: PagedTable, key: str | None) -> None:
@@ -323,15 +393,20 @@ class StudiesView(View):
         services = self.services
         table = self.table_of("STUDY")
 
-        def work() -> Page:
-            return studies.search(services, criteria, limit=table.page_size)
+        def work() -> tuple[datetime, Page]:
+            started = datetime.now()
+            return started, studies.search(services, criteria, limit=table.page_size)
 
-        def done(page: Page) -> None:
+        def done(read: tuple[datetime, Page]) -> None:
+            started, page = read
             self.criteria, self.total = criteria, page.total
+            self._searched(started)
             self.study_rows = {r.study_iuid: r for r in page.rows}
-            table.show([(r.study_iuid, study_cells(r)) for r in page.rows], page.total, 0)
+            rows = [(r.study_iuid, study_cells(r)) for r in page.rows]
+            table.show(rows, page.total, 0, self.read_at())
             self._show_level()
-            table.table.focus()
+            if showing(self):  # back to Patients: focus here would bring this tab back
+                table.table.focus()
 
         self.background(work, done, group="studies-page")
 

@@ -4,6 +4,7 @@ filter, `esc` back, refresh)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from tui.app import PacsConsole
 
 T = TypeVar("T")
+# A view shown this soon after it was mounted has just read its data: no second read.
+FRESH_SECONDS = 1.0
 
 
 class Background:
@@ -77,6 +80,18 @@ class View(Background, Vertical):
     DEFAULT_CSS = "View { height: 1fr; }"
     #: One line shown at the top of the `?` keys screen.
     HELP = ""
+
+    def on_mount(self) -> None:
+        self._mounted = time.monotonic()
+
+    def on_show(self) -> None:
+        # Entering a view shows fresh data, never what was read when it was last seen.
+        if time.monotonic() - self._mounted > FRESH_SECONDS:
+            self.reload()
+
+    def read_at(self) -> str:
+        """The time of day now, for "read at 12:03:44" (the console's clock)."""
+        return time.strftime("%H:%M:%S", time.localtime(self.console.clock()))
 
     @property
     def console(self) -> PacsConsole:
