@@ -91,6 +91,7 @@ class AssociationsView(View):
         self.paused = False
         self.latest: dict[str, tuple[str, ...]] = {}
         self.processes = 0
+        self.read = ""
         self._fetching = False
 
     def compose(self) -> ComposeResult:
@@ -115,6 +116,7 @@ class AssociationsView(View):
             self._fetching = False
             self.latest = rows(status, now)
             self.processes = status.processes
+            self.read = self.read_at()
             self._show()
 
         def failed(exc: BaseException) -> None:
@@ -133,6 +135,7 @@ class AssociationsView(View):
         if self.text:
             text += f", {len(shown)} shown (filter: {self.text})"
         text += f" · {self.processes} serving process{'es' if self.processes != 1 else ''}"
+        text += f" · read at {self.read}"
         text += " · paused (z)" if self.paused else " · refresh 1 s"
         self.query_one("#associations-summary", Static).update(text)
 

@@ -64,6 +64,17 @@ class ModeScreen(Screen[None]):
     def on_mount(self) -> None:
         self.call_after_refresh(self._focus)
 
+    def on_screen_resume(self) -> None:
+        self._entered()
+
+    def on_tabbed_content_tab_activated(self) -> None:
+        self._entered()
+
+    def _entered(self) -> None:
+        view = self.active_view()
+        if view is not None:
+            view.entered()
+
     def show_view(self, name: str) -> None:
         """Bring the tab of view `name` to the front and focus it."""
         self.query_one(TabbedContent).active = name

@@ -147,6 +147,7 @@ class StudiesView(View):
         # form as it was before, given back when going back to Patients.
         self.patient = ""
         self.typed_before: dict[str, str] = {}
+        self.criteria_before = self.criteria
 
     def compose(self) -> ComposeResult:
         titles = [ae.title for ae in self.services.config.ae]
@@ -238,11 +239,19 @@ class StudiesView(View):
         """Show the studies of one patient (from Patients): the search form holds its ID
         until esc goes back, which gives the form back as it was."""
         if not self.patient:
-            self.typed_before = self._typed()
+            self.typed_before, self.criteria_before = self._typed(), self.criteria
         self.patient = label
         self._set_typed({name: "" for name in self.typed_before} | {"patient_id": patient_id})
         self.level, self.study, self.series = "STUDY", None, None
-        self.action_run_search()
+        self._search(self.search_values())
+
+    def _search(self, criteria: StudySearch) -> None:
+        """Show the first page of `criteria`; they apply now, so a reload meanwhile (the
+        tab entered) reads the same."""
+        self.criteria, self.total = criteria, None
+        self.table_of("STUDY").page_offset = 0
+        self._show_level()
+        self.fetch_studies(0)
 
     def _typed(self) -> dict[str, str]:
         return {name: self.query_one(f"#studies-{name}", Input).value for name, *_ in SEARCH_FIELDS}
@@ -263,7 +272,7 @@ class StudiesView(View):
         if self.level == "STUDY" and self.patient:
             self.patient = ""
             self._set_typed(self.typed_before)
-            self.action_run_search()
+            self._search(self.criteria_before)
             self.console.show_view("patients")
             return True
         if self.level == "STUDY":

@@ -60,6 +60,8 @@ class PagedTable(Vertical):
         self.page_size = page_size
         # False: the page size follows the height (page_size is the start until laid out).
         self.fixed = fixed
+        # The page size of the pages asked for so far.
+        self.asked = page_size
         self.read_at = ""
         # Not `offset`: Widget.offset is a style property (where the widget is drawn).
         self.page_offset = 0
@@ -85,14 +87,24 @@ class PagedTable(Vertical):
         self.page_offset = offset
         self.read_at = read_at
         self._fill()
+        self._fit()
 
     def on_resize(self, event: events.Resize) -> None:
         rows = self.rows_shown()
         if self.fixed or rows < 1 or rows == self.page_size:
             return
         self.page_size = rows
-        # The first row stays in view: the page starts where the old one did.
-        self.post_message(self.PageRequested(self, self.page_offset))
+        if self.read_at:
+            self._fit()
+
+    def _fit(self) -> None:
+        """Ask again for the page shown when the size changed since it was asked for (it
+        was read before the table was laid out, or the window was resized); only once a
+        page is shown, since a request while one runs would cancel it. The first row
+        stays: the page starts where it did."""
+        if self.page_size != self.asked:
+            self.asked = self.page_size
+            self.post_message(self.PageRequested(self, self.page_offset))
 
     def rows_shown(self) -> int:
         """How many rows fit: the height less the pager, the header and a scrollbar."""

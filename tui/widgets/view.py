@@ -84,8 +84,9 @@ class View(Background, Vertical):
     def on_mount(self) -> None:
         self._mounted = time.monotonic()
 
-    def on_show(self) -> None:
-        # Entering a view shows fresh data, never what was read when it was last seen.
+    def entered(self) -> None:
+        """The view came to the front (its tab, or its mode): read its data again, never
+        showing what was read when it was last seen."""
         if time.monotonic() - self._mounted > FRESH_SECONDS:
             self.reload()
 
