@@ -5,12 +5,7 @@ upload, edit, expiration date, access control ID, delete, CSV of the whole resul
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -22,22 +17,8 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 from core.services import studies
 from core.services.query import Page
 from core.services.studies import InstanceRow, SeriesRow, StudyRow, StudySearch
-from core.services.study_delete import Deleted, count_instances, delete_permanently
-from core.services.study_edits import (
-    SERIES_FIELDS,
-    STUDY_FIELDS,
-    StudyDetails,
-    edit_series,
-    edit_study,
-    series_values,
-    set_access_control_id,
-    set_expiration_date,
-    study_details,
-)
-from core.services.study_files import Downloaded, Target, attributes_of, download
-from tui.screens.attributes import AttributesScreen
-from tui.screens.image import ImageScreen
-from tui.screens.study_form import EditForm
+from core.services.study_files import Target
+from tui.screens.study_actions import EDITABLE, Selection, StudyActions
 from tui.screens.study_rows import (
     INSTANCE_COLUMNS,
     SERIES_COLUMNS,
@@ -45,18 +26,11 @@ from tui.screens.study_rows import (
     instance_cells,
     series_cells,
     series_label,
-    show_date,
-    show_size,
     study_cells,
     study_label,
 )
-from tui.screens.upload import UploadScreen
-from tui.widgets.confirm import Confirm
-from tui.widgets.form import FieldForm
 from tui.widgets.live import showing
 from tui.widgets.paged_table import PagedTable
-from tui.widgets.path_suggester import PathSuggester
-from tui.widgets.prompt import Prompt
 from tui.widgets.view import View
 
 # (form field, label, placeholder, line of the form)
@@ -78,20 +52,11 @@ LEVEL_ACTIONS = {
     "IMAGE": set(),
 }
 LEVEL_ONLY = set().union(*LEVEL_ACTIONS.values())
-EDITABLE = {"STUDY", "SERIES"}
 # How often the "N new" line counts the studies received since the search ran.
 NEW_SECONDS = 3.0
 
 
-@dataclass(frozen=True)
-class Selection:
-    """The row an action is about: its target and how messages name it."""
-
-    target: Target
-    label: str
-
-
-class StudiesView(View):
+class StudiesView(StudyActions, View):
     """Studies matching the search form, newest first, a page at a time; enter opens the
     series of a study, then the instances of a series; esc goes back up."""
 
@@ -481,325 +446,8 @@ class StudiesView(View):
 
     # -- actions -------------------------------------------------------------------------
 
-    def _ask(
-        self,
-        question: str,
-        value: str,
-        answered: Callable[[str | None], None],
-        *,
-        paths: bool = False,
-    ) -> None:
-        prompt = Prompt(question + " ", value=value, suggester=PathSuggester() if paths else None)
-        prompt.add_class("question")
-        self.app.push_screen(prompt, answered)
-
     def action_search(self) -> None:
         self.query_one("#studies-patient_name", Input).focus()
 
     def action_refresh(self) -> None:
         self.reload()
-
-    def action_attributes(self) -> None:
-        selection = self.selected()
-        if selection is None:
-            return
-        services, view = self.services, self.criteria.view(self.services.config)
-
-        def shown(ds: Any) -> None:
-            heading = f"Attributes of {selection.label}"
-            self.app.push_screen(AttributesScreen(heading, ds, selection.target.uid))
-
-        self.background(
-            lambda: attributes_of(services, selection.target, view), shown, group="studies-action"
-        )
-
-    def action_view_image(self) -> None:
-        selection = self.selected()
-        if selection is None:
-            return
-        target = selection.target
-        if target.level == "IMAGE":
-            self._open_image(target.sop_iuid)
-            return
-        services, ae_title = self.services, self.criteria.ae_title
-
-        def found(sop_iuid: str | None) -> None:
-            if sop_iuid is None:
-                self.notify(f"No instance in {selection.label}", severity="warning")
-            else:
-                self._open_image(sop_iuid)
-
-        self.background(
-            lambda: studies.first_instance(
-                services, target.study_iuid, target.series_iuid, ae_title=ae_title
-            ),
-            found,
-            group="studies-action",
-        )
-
-    def _open_image(self, sop_iuid: str) -> None:
-        self.app.push_screen(ImageScreen(sop_iuid))
-
-    def action_upload(self) -> None:
-        selection = self.selected()
-        if selection is None or selection.target.level != "STUDY":
-            return
-
-        def uploaded(sop_iuid: str | None) -> None:
-            if sop_iuid:
-                self.reload()
-
-        self.app.push_screen(UploadScreen(selection.target.study_iuid), uploaded)
-
-    def _progress(self, label: str, total: int | None) -> Callable[..., None]:
-        """Show the progress line; returns `advance(done, total=None)` for a worker thread
-        to call with the count done so far. The bar is redrawn at most ten times a second:
-        each redraw waits for the UI thread."""
-        box = self.query_one("#studies-progress")
-        bar = self.query_one("#studies-progress-bar", ProgressBar)
-        self.query_one("#studies-progress-label", Label).update(label)
-        bar.update(total=total, progress=0)
-        box.display = True
-        shown = [0.0]
-
-        def advance(done: int, total: int | None = total) -> None:
-            now = time.monotonic()
-            if now - shown[0] >= 0.1 or done == total:
-                shown[0] = now
-                self.app.call_from_thread(bar.update, total=total, progress=done)
-
-        return advance
-
-    def _progress_done(self) -> None:
-        self.query_one("#studies-progress").display = False
-
-    def action_download(self, typed: str = "") -> None:
-        selection = self.selected()
-        if selection is None:
-            return
-        services, view = self.services, self.criteria.view(self.services.config)
-
-        def answered(text: str | None) -> None:
-            if not text or not text.strip():
-                return
-            folder = Path(text.strip()).expanduser()
-            advance = self._progress(f"Downloading {selection.label}", None)
-
-            def finished(result: Downloaded) -> None:
-                self._progress_done()
-                self.notify(
-                    f"Downloaded {result.files} file{'s' if result.files != 1 else ''} "
-                    f"({show_size(result.size)}) of {selection.label} to {result.folder}"
-                )
-
-            def failed(exc: BaseException) -> None:
-                self._progress_done()
-                self.notify(str(exc), title="Download failed", severity="error")
-                self.action_download(text)
-
-            self.background(
-                lambda: download(services, selection.target, folder, view=view, progress=advance),
-                finished,
-                group="studies-download",
-                failed=failed,
-            )
-
-        self._ask(
-            f"Download {selection.label} into folder:", typed or "downloads", answered, paths=True
-        )
-
-    def action_edit(self) -> None:
-        selection = self.selected()
-        if selection is None or selection.target.level not in EDITABLE:
-            return
-        services, target = self.services, selection.target
-        is_study = target.level == "STUDY"
-        fields = STUDY_FIELDS if is_study else SERIES_FIELDS
-
-        def opened(values: dict[str, str]) -> None:
-            def save(form: FieldForm, typed: dict[str, str]) -> None:
-                def saved(changed: bool) -> None:
-                    form.dismiss(None)
-                    self.notify(f"Saved {selection.label}" if changed else "Nothing changed")
-                    if changed:
-                        self.reload()
-
-                def refused(exc: BaseException) -> None:
-                    form.refused(str(exc))
-                    self.notify(str(exc), title="Not saved", severity="error")
-
-                edit = edit_study if is_study else edit_series
-                self.background(
-                    lambda: edit(services, target.uid, typed),
-                    saved,
-                    group="studies-action",
-                    failed=refused,
-                )
-
-            self.app.push_screen(EditForm(f"Edit {selection.label}", fields, values, save))
-
-        def current() -> dict[str, str]:
-            if is_study:
-                return study_details(services, target.uid).values
-            return series_values(services, target.uid)
-
-        self.background(current, opened, group="studies-action")
-
-    def _study_prompt(
-        self,
-        question: str,
-        start: Callable[[StudyDetails], str],
-        apply: Callable[[str, str], str | None],
-        said: Callable[[str | None], str],
-        typed: str | None = None,
-    ) -> None:
-        """Ask for one value of the study under the cursor (starting from its current
-        value, or from what was typed before an error) and apply it in a worker."""
-        selection = self.selected()
-        if selection is None or selection.target.level != "STUDY":
-            return
-        services, uid = self.services, selection.target.uid
-
-        def ask(value: str) -> None:
-            def answered(text: str | None) -> None:
-                if text is None:
-                    return
-
-                def failed(exc: BaseException) -> None:
-                    self.notify(str(exc), title="Not changed", severity="error")
-                    self._study_prompt(question, start, apply, said, text)
-
-                self.background(
-                    lambda: apply(uid, text),
-                    lambda stored: self.notify(f"{said(stored)} for {selection.label}"),
-                    group="studies-action",
-                    failed=failed,
-                )
-
-            self._ask(question, value, answered)
-
-        if typed is not None:
-            ask(typed)
-        else:
-            self.background(
-                lambda: start(study_details(services, uid)), ask, group="studies-action"
-            )
-
-    def action_expiration(self) -> None:
-        services = self.services
-        self._study_prompt(
-            "Expiration date (YYYYMMDD, empty clears):",
-            lambda details: details.expiration_date,
-            lambda uid, text: set_expiration_date(services, uid, text),
-            lambda stored: (
-                f"Expiration date {show_date(stored)}" if stored else "Expiration date cleared"
-            ),
-        )
-
-    def action_access_control(self) -> None:
-        services = self.services
-        self._study_prompt(
-            "Access control ID (empty clears):",
-            lambda details: details.access_control_id,
-            lambda uid, text: set_access_control_id(services, uid, text),
-            lambda value: f"Access control ID {value}" if value else "Access control ID cleared",
-        )
-
-    def action_delete(self) -> None:
-        selection = self.selected()
-        if selection is None:
-            return
-        services, target = self.services, selection.target
-
-        def counted(instances: int) -> None:
-            question = (
-                f"Delete {selection.label} permanently, with its {instances} "
-                f"instance{'s' if instances != 1 else ''} (files and records)? "
-                "This cannot be undone."
-            )
-            if target.level == "IMAGE":
-                question = (
-                    f"Delete {selection.label} permanently (file and record)? "
-                    "This cannot be undone."
-                )
-
-            def answer(yes: bool | None) -> None:
-                if yes:
-                    run(instances)
-
-            self.app.push_screen(Confirm(question, yes="Delete"), answer)
-
-        def run(instances: int) -> None:
-            advance = self._progress(f"Deleting {selection.label}", instances)
-
-            def finished(deleted: Deleted) -> None:
-                self._progress_done()
-                self.notify(
-                    f"Deleted {selection.label}: {deleted.instances} instance"
-                    f"{'s' if deleted.instances != 1 else ''}, {deleted.files} "
-                    f"file{'s' if deleted.files != 1 else ''}"
-                )
-                self._after_delete(target)
-
-            def failed(exc: BaseException) -> None:
-                self._progress_done()
-                self.notify(str(exc), title="Delete failed", severity="error")
-                self.reload()
-
-            self.background(
-                lambda: delete_permanently(services, target.level, target.uid, progress=advance),
-                finished,
-                group="studies-delete",
-                failed=failed,
-            )
-
-        self.background(
-            lambda: count_instances(services, target.level, target.uid),
-            counted,
-            group="studies-action",
-        )
-
-    def _after_delete(self, target: Target) -> None:
-        """Show the list again without what was deleted: a page left empty goes back a
-        page; the series or study opened goes too when it had nothing else (deleting
-        its last instance or series deletes it), and the view goes back up."""
-        table = self.current_table
-        up = 0
-        if target.level != "STUDY" and table.total == 1:
-            up = 1
-            if target.level == "IMAGE" and self.table_of("SERIES").total == 1:
-                up = 2
-        for _ in range(up):
-            self.back()
-        table = self.current_table
-        if len(table.rows) == 1 and table.page_offset > 0:
-            # The row gone was the only one of its page.
-            table.page_offset = max(0, table.page_offset - table.page_size)
-        if self.level == "STUDY":
-            self.total = None
-        self.reload()
-
-    def action_csv(self, typed: str = "") -> None:
-        if self.level != "STUDY":
-            return
-        services, criteria = self.services, self.criteria
-
-        def answered(text: str | None) -> None:
-            if not text or not text.strip():
-                return
-            path = Path(text.strip()).expanduser()
-
-            def failed(exc: BaseException) -> None:
-                self.notify(str(exc), title="CSV not saved", severity="error")
-                self.action_csv(text)
-
-            self.background(
-                lambda: studies.save_csv(services, criteria, path),
-                lambda count: self.notify(
-                    f"Saved {count} stud{'y' if count == 1 else 'ies'} as CSV to {path}"
-                ),
-                group="studies-csv",
-                failed=failed,
-            )
-
-        self._ask("Save the result list as CSV to:", typed or "studies.csv", answered, paths=True)

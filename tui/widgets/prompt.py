@@ -9,6 +9,8 @@ from textual.screen import ModalScreen
 from textual.suggester import Suggester, SuggestFromList
 from textual.widgets import Input, Label
 
+from tui.widgets.path_suggester import PathSuggester
+
 
 class Prompt(ModalScreen[str | None]):
     """A prompt line; dismisses with the text on Enter, None on Escape. With
@@ -56,3 +58,11 @@ class Prompt(ModalScreen[str | None]):
         field = self.query_one(Input)
         field.cursor_position = len(field.value)
         field.action_cursor_right()  # at the end of the line this accepts the suggestion
+
+
+def question(text: str, value: str = "", *, paths: bool = False) -> Prompt:
+    """A prompt asking `text` (the whole question shows, not a one-character prefix),
+    starting from `value`; with `paths`, typed paths are completed."""
+    prompt = Prompt(text + " ", value=value, suggester=PathSuggester() if paths else None)
+    prompt.add_class("question")
+    return prompt

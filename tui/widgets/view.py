@@ -53,7 +53,7 @@ class Background:
                 if failed is not None:
                     failed(worker.error)
                 else:
-                    self.notify(_reason(worker.error), title="Failed", severity="error")
+                    self.notify(reason(worker.error), title="Failed", severity="error")
 
         self._worker_callbacks[worker] = on_state
         return worker
@@ -83,6 +83,17 @@ class View(Background, Vertical):
 
     def on_mount(self) -> None:
         self._mounted = time.monotonic()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # A worker's unexpected failure is said, with its reason (workers that expect
+        # one, e.g. a refused value, catch it and say so themselves).
+        worker = event.worker
+        if (
+            event.state == WorkerState.ERROR
+            and worker.error is not None
+            and worker not in self._worker_callbacks
+        ):
+            self.notify(reason(worker.error), title="Failed", severity="error")
 
     def entered(self) -> None:
         """The view came to the front (its tab, or its mode): read its data again, never
@@ -122,7 +133,8 @@ class View(Background, Vertical):
                 return
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """The first line of an error's message (a database error's own, not SQLAlchemy's)."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     return first[:300]
