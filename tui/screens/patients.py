@@ -5,11 +5,12 @@ into another patient, delete."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -22,8 +23,8 @@ from tui.screens.patient_form import PatientForm
 from tui.screens.studies import StudiesView
 from tui.widgets.confirm import Confirm
 from tui.widgets.paged_table import PagedTable
-from tui.widgets.prompt import Prompt
-from tui.widgets.view import View
+from tui.widgets.prompt import ask_until_done, question
+from tui.widgets.view import View, reason
 
 T = TypeVar("T")
 
@@ -226,152 +227,109 @@ class PatientsView(View):
 
     def action_create(self) -> None:
         def save(form: PatientForm, values: Demographics) -> None:
-            services = self.services
-
-            def saved(pk: int) -> None:
-                form.dismiss(None)
-                self.notify(f"Created {patients.label(values.patient_id, values.issuer)}")
-                self.fetch_patients(self.patients_table.page_offset, keep=str(pk))
-
-            self._save(form, lambda: patients.create(services, values), saved)
+            self.save_form(form, values, None)
 
         self.app.push_screen(PatientForm("Create patient", Demographics(), save))
 
-    def action_edit(self) -> None:
+    @work(group="patients-action", exit_on_error=False)
+    async def action_edit(self) -> None:
         row = self.selected()
         if row is None:
             return
-        services = self.services
+        current = await asyncio.to_thread(patients.demographics, self.services, row.pk)
 
-        def opened(current: Demographics) -> None:
-            def save(form: PatientForm, values: Demographics) -> None:
-                def saved(_: None) -> None:
-                    form.dismiss(None)
-                    self.notify(f"Saved {patients.label(values.patient_id, values.issuer)}")
-                    self.reload()
+        def save(form: PatientForm, values: Demographics) -> None:
+            self.save_form(form, values, row)
 
-                self._save(form, lambda: patients.edit(services, row.pk, values), saved)
+        heading = f"Edit {patients.label(row.patient_id, row.issuer, row.name)}"
+        self.app.push_screen(PatientForm(heading, current, save))
 
-            heading = f"Edit {patients.label(row.patient_id, row.issuer, row.name)}"
-            self.app.push_screen(PatientForm(heading, current, save))
+    @work(group="patients-save", exit_on_error=False)
+    async def save_form(
+        self, form: PatientForm, values: Demographics, row: PatientRow | None
+    ) -> None:
+        """Create a patient (`row` None) or save the edit of `row`; a refusal stays in
+        the form, with the typed values."""
+        label = patients.label(values.patient_id, values.issuer)
+        try:
+            if row is None:
+                pk = await asyncio.to_thread(patients.create, self.services, values)
+            else:
+                await asyncio.to_thread(patients.edit, self.services, row.pk, values)
+        except Exception as exc:
+            form.refused(reason(exc))
+            self.notify(reason(exc), title="Not saved", severity="error")
+            return
+        form.dismiss(None)
+        if row is None:
+            self.notify(f"Created {label}")
+            self.fetch_patients(self.patients_table.page_offset, keep=str(pk))
+        else:
+            self.notify(f"Saved {label}")
+            self.reload()
 
-        self.background(
-            lambda: patients.demographics(services, row.pk), opened, group="patients-action"
-        )
-
-    def _save(self, form: PatientForm, work: Callable[[], T], saved: Callable[[T], object]) -> None:
-        """Run a form's save; a refusal stays in the form, with the typed values."""
-
-        def failed(exc: BaseException) -> None:
-            form.refused(str(exc))
-            self.notify(str(exc), title="Not saved", severity="error")
-
-        self.background(work, saved, group="patients-action", failed=failed)
-
-    def action_supplement_issuer(self, typed: str = "") -> None:
+    @work(group="patients-action", exit_on_error=False)
+    async def action_supplement_issuer(self) -> None:
         row = self.selected()
         if row is None:
             return
         if row.issuer:
             self.notify(f"{row.patient_id} already has issuer {row.issuer}", severity="warning")
             return
-        services = self.services
 
-        def answered(text: str | None) -> None:
+        async def attempt(text: str) -> str | None:
             if not text:
-                return
+                return None
+            await asyncio.to_thread(patients.supplement_issuer, self.services, row.pk, text)
+            self.reload()
+            return f"Issuer of {row.patient_id} is now {text.strip()}"
 
-            def failed(exc: BaseException) -> None:
-                self.notify(str(exc), title="Issuer not supplemented", severity="error")
-                self.action_supplement_issuer(text)
+        ask = f"Issuer of patient ID {row.patient_id}:"
+        await ask_until_done(
+            self, lambda typed: question(ask, typed), "", attempt, "Issuer not supplemented"
+        )
 
-            def done(_: None) -> None:
-                self.notify(f"Issuer of {row.patient_id} is now {text.strip()}")
-                self.reload()
-
-            self.background(
-                lambda: patients.supplement_issuer(services, row.pk, text),
-                done,
-                group="patients-action",
-                failed=failed,
-            )
-
-        self._ask(f"Issuer of patient ID {row.patient_id}:", typed, answered)
-
-    def action_merge(self, typed: str = "") -> None:
+    @work(group="patients-action", exit_on_error=False)
+    async def action_merge(self) -> None:
         source = self.selected()
         if source is None:
             return
-        services = self.services
         source_label = patients.label(source.patient_id, source.issuer, source.name)
+        found: list[PatientRow] = []
 
-        def answered(text: str | None) -> None:
-            if not text:
-                return
+        async def attempt(text: str) -> str | None:
+            if text:
+                found.append(await asyncio.to_thread(patients.find_by_id, self.services, text))
+            return None
 
-            def not_found(exc: BaseException) -> None:
-                self.notify(str(exc), title="No merge target", severity="error")
-                self.action_merge(text)
-
-            self.background(
-                lambda: patients.find_by_id(services, text),
-                lambda target: self._confirm_merge(source, target),
-                group="patients-action",
-                failed=not_found,
-            )
-
-        self._ask(f"Merge {source_label} into patient ID:", typed, answered)
-
-    def _confirm_merge(self, source: PatientRow, target: PatientRow) -> None:
-        services = self.services
-        source_label = patients.label(source.patient_id, source.issuer, source.name)
-        target_label = patients.label(target.patient_id, target.issuer, target.name)
-
-        def done(moved: int) -> None:
-            self.notify(f"Merged {source_label} into {target_label}: {_studies(moved)} moved")
-            self.fetch_patients(self.patients_table.page_offset, keep=str(target.pk))
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.background(
-                    lambda: patients.merge(services, source.pk, target.pk),
-                    done,
-                    group="patients-action",
-                )
-
-        self.app.push_screen(
-            Confirm(
-                f"Merge {source_label} into {target_label}? Its {_studies(source.studies)} "
-                f"move to {target.patient_id}; {source.patient_id} is kept as merged.",
-                yes="Merge",
-            ),
-            answer,
+        ask = f"Merge {source_label} into patient ID:"
+        await ask_until_done(
+            self, lambda typed: question(ask, typed), "", attempt, "No merge target"
         )
+        if not found:
+            return
+        target = found[0]
+        target_label = patients.label(target.patient_id, target.issuer, target.name)
+        confirm = Confirm(
+            f"Merge {source_label} into {target_label}? Its {_studies(source.studies)} "
+            f"move to {target.patient_id}; {source.patient_id} is kept as merged.",
+            yes="Merge",
+        )
+        if not await self.app.push_screen_wait(confirm):
+            return
+        moved = await asyncio.to_thread(patients.merge, self.services, source.pk, target.pk)
+        self.notify(f"Merged {source_label} into {target_label}: {_studies(moved)} moved")
+        self.fetch_patients(self.patients_table.page_offset, keep=str(target.pk))
 
-    def action_delete(self) -> None:
+    @work(group="patients-action", exit_on_error=False)
+    async def action_delete(self) -> None:
         row = self.selected()
         if row is None:
             return
-        services = self.services
         name = patients.label(row.patient_id, row.issuer, row.name)
-
-        def done(deleted: int) -> None:
-            merged = f" and {deleted - 1} merged into it" if deleted > 1 else ""
-            self.notify(f"Deleted {name}{merged}")
-            self.reload()
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.background(
-                    lambda: patients.delete_patient(services, row.pk),
-                    done,
-                    group="patients-action",
-                )
-
-        self.app.push_screen(Confirm(f"Delete patient {name}?", yes="Delete"), answer)
-
-    def _ask(self, question: str, typed: str, answered: Callable[[str | None], None]) -> None:
-        prompt = Prompt(question + " ", value=typed)
-        # The whole question shows (the `:` prompt's prefix is one character wide).
-        prompt.add_class("question")
-        self.app.push_screen(prompt, answered)
+        if not await self.app.push_screen_wait(Confirm(f"Delete patient {name}?", yes="Delete")):
+            return
+        deleted = await asyncio.to_thread(patients.delete_patient, self.services, row.pk)
+        merged = f" and {deleted - 1} merged into it" if deleted > 1 else ""
+        self.notify(f"Deleted {name}{merged}")
+        self.reload()

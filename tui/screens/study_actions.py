@@ -37,7 +37,7 @@ from tui.screens.study_rows import show_date, show_size
 from tui.screens.upload import UploadScreen
 from tui.widgets.confirm import Confirm
 from tui.widgets.form import FieldForm
-from tui.widgets.prompt import question
+from tui.widgets.prompt import ask_until_done, question
 from tui.widgets.view import reason
 
 if TYPE_CHECKING:
@@ -156,13 +156,10 @@ class StudyActions:
         if selection is None:
             return
         view = self.criteria.view(self.services.config)
-        typed = "downloads"
-        while True:
-            prompt = question(f"Download {selection.label} into folder:", typed, paths=True)
-            text = await self.app.push_screen_wait(prompt)
-            if not text or not text.strip():
-                return
-            typed = text
+
+        async def attempt(text: str) -> str | None:
+            if not text.strip():
+                return None
             advance = self._progress(f"Downloading {selection.label}", None)
             try:
                 result = await asyncio.to_thread(
@@ -173,16 +170,21 @@ class StudyActions:
                     view=view,
                     progress=advance,
                 )
-            except Exception as exc:
-                self.notify(reason(exc), title="Download failed", severity="error")
-                continue
             finally:
                 self._progress_done()
-            self.notify(
+            return (
                 f"Downloaded {plural(result.files, 'file')} ({show_size(result.size)}) "
                 f"of {selection.label} to {result.folder}"
             )
-            return
+
+        ask = f"Download {selection.label} into folder:"
+        await ask_until_done(
+            self,
+            lambda typed: question(ask, typed, paths=True),
+            "downloads",
+            attempt,
+            "Download failed",
+        )
 
     @work(group="studies-action", exit_on_error=False)
     async def action_edit(self: StudiesView) -> None:
@@ -226,19 +228,15 @@ class StudyActions:
         if selection is None or selection.target.level != "STUDY":
             return
         uid = selection.target.uid
-        typed = value.current(await asyncio.to_thread(study_details, self.services, uid))
-        while True:
-            text = await self.app.push_screen_wait(question(value.prompt, typed))
-            if text is None:
-                return
-            typed = text
-            try:
-                stored = await asyncio.to_thread(value.apply, self.services, uid, text)
-            except Exception as exc:
-                self.notify(reason(exc), title="Not changed", severity="error")
-                continue
-            self.notify(f"{value.said(stored)} for {selection.label}")
-            return
+
+        async def attempt(text: str) -> str:
+            stored = await asyncio.to_thread(value.apply, self.services, uid, text)
+            return f"{value.said(stored)} for {selection.label}"
+
+        current = value.current(await asyncio.to_thread(study_details, self.services, uid))
+        await ask_until_done(
+            self, lambda typed: question(value.prompt, typed), current, attempt, "Not changed"
+        )
 
     @work(group="studies-action", exit_on_error=False)
     async def action_expiration(self: StudiesView) -> None:
@@ -306,18 +304,19 @@ class StudyActions:
         """Save the whole result list as CSV; after an error, ask again with the path."""
         if self.level != "STUDY":
             return
-        criteria, typed = self.criteria, "studies.csv"
-        while True:
-            prompt = question("Save the result list as CSV to:", typed, paths=True)
-            text = await self.app.push_screen_wait(prompt)
-            if not text or not text.strip():
-                return
-            typed = text
+        criteria = self.criteria
+
+        async def attempt(text: str) -> str | None:
+            if not text.strip():
+                return None
             path = Path(text.strip()).expanduser()
-            try:
-                count = await asyncio.to_thread(studies.save_csv, self.services, criteria, path)
-            except Exception as exc:
-                self.notify(reason(exc), title="CSV not saved", severity="error")
-                continue
-            self.notify(f"Saved {plural(count, 'study', 'studies')} as CSV to {path}")
-            return
+            count = await asyncio.to_thread(studies.save_csv, self.services, criteria, path)
+            return f"Saved {plural(count, 'study', 'studies')} as CSV to {path}"
+
+        await ask_until_done(
+            self,
+            lambda typed: question("Save the result list as CSV to:", typed, paths=True),
+            "studies.csv",
+            attempt,
+            "CSV not saved",
+        )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -10,6 +13,10 @@ from textual.suggester import Suggester, SuggestFromList
 from textual.widgets import Input, Label
 
 from tui.widgets.path_suggester import PathSuggester
+from tui.widgets.view import reason
+
+if TYPE_CHECKING:
+    from textual.dom import DOMNode
 
 
 class Prompt(ModalScreen[str | None]):
@@ -66,3 +73,29 @@ def question(text: str, value: str = "", *, paths: bool = False) -> Prompt:
     prompt = Prompt(text + " ", value=value, suggester=PathSuggester() if paths else None)
     prompt.add_class("question")
     return prompt
+
+
+async def ask_until_done(
+    node: DOMNode,
+    prompt: Callable[[str], Prompt],
+    typed: str,
+    attempt: Callable[[str], Awaitable[str | None]],
+    failed: str,
+) -> None:
+    """In a worker: ask with `prompt(typed)` and run `attempt` on the answer, then say
+    what it returns (None: nothing was done, e.g. an empty answer). An error is said
+    under the title `failed` and the question comes again with what was typed; esc
+    ends it."""
+    while True:
+        text = await node.app.push_screen_wait(prompt(typed))
+        if text is None:
+            return
+        typed = text
+        try:
+            said = await attempt(text)
+        except Exception as exc:
+            node.notify(reason(exc), title=failed, severity="error")
+            continue
+        if said:
+            node.notify(said)
+        return
