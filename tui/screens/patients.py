@@ -157,7 +157,8 @@ class PatientsView(View):
             merged=self.criteria.merged,
         )
 
-    def fetch_patients(self, offset: int, keep: str | None = None) -> None:
+    @work(exclusive=True, group="patients-page", exit_on_error=False)
+    async def fetch_patients(self, offset: int, keep: str | None = None) -> None:
         """Fetch the page at `offset` of the current search; the cursor goes to `keep`."""
         services, criteria = self.services, self.criteria
         table = self.patients_table
@@ -173,7 +174,7 @@ class PatientsView(View):
             if keep in self.rows:
                 table.table.move_cursor(row=table.table.get_row_index(keep))
 
-        self.background(work, done, group="patients-page")
+        done(await asyncio.to_thread(work))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if not (event.input.id or "").startswith("patients-"):

@@ -5,6 +5,7 @@ upload, edit, expiration date, access control ID, delete, CSV of the whole resul
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from textual import work
@@ -274,7 +275,8 @@ class StudiesView(StudyActions, View):
             }
         )
 
-    def fetch_studies(self, offset: int) -> None:
+    @work(exclusive=True, group="studies-page", exit_on_error=False)
+    async def fetch_studies(self, offset: int) -> None:
         """Fetch the page at `offset` of the current search (counting it first when the
         count is not known yet)."""
         services, criteria, total = self.services, self.criteria, self.total
@@ -297,9 +299,10 @@ class StudiesView(StudyActions, View):
             table.show(rows, page.total, offset, self.read_at())
             self._keep_cursor(table, keep)
 
-        self.background(work, done, group="studies-page")
+        done(await asyncio.to_thread(work))
 
-    def fetch_series(self, offset: int) -> None:
+    @work(exclusive=True, group="studies-page", exit_on_error=False)
+    async def fetch_series(self, offset: int) -> None:
         """Fetch a page of the series of the study opened."""
         services, study = self.services, self.study
         assert study is not None
@@ -317,9 +320,10 @@ class StudiesView(StudyActions, View):
             table.show(rows, page.total, offset, self.read_at())
             self._keep_cursor(table, keep)
 
-        self.background(work, done, group="studies-page")
+        done(await asyncio.to_thread(work))
 
-    def fetch_instances(self, offset: int) -> None:
+    @work(exclusive=True, group="studies-page", exit_on_error=False)
+    async def fetch_instances(self, offset: int) -> None:
         """Fetch a page of the instances of the series opened."""
         services, study, series = self.services, self.study, self.series
         assert study is not None and series is not None
@@ -342,7 +346,7 @@ class StudiesView(StudyActions, View):
             table.show(rows, page.total, offset, self.read_at())
             self._keep_cursor(table, keep)
 
-        self.background(work, done, group="studies-page")
+        done(await asyncio.to_thread(work))
 
     def _searched(self, started: datetime) -> None:
         """A search ran (started at `started`): nothing is new since."""
@@ -360,7 +364,8 @@ class StudiesView(StudyActions, View):
         event.stop()
         self.action_run_search()
 
-    def action_run_search(self) -> None:
+    @work(exclusive=True, group="studies-page", exit_on_error=False)
+    async def action_run_search(self) -> None:
         """Search with what the form holds; an error (an invalid date...) is a
         notification and the form keeps what was typed."""
         criteria = self.search_values()
@@ -382,7 +387,7 @@ class StudiesView(StudyActions, View):
             if showing(self):  # back to Patients: focus here would bring this tab back
                 table.table.focus()
 
-        self.background(work, done, group="studies-page")
+        done(await asyncio.to_thread(work))
 
     def on_paged_table_page_requested(self, event: PagedTable.PageRequested) -> None:
         fetch = {
