@@ -3,6 +3,9 @@ and what the archive keeps there (object count and size, from the index)."""
 
 from __future__ import annotations
 
+import asyncio
+
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
@@ -63,15 +66,12 @@ class StorageView(View):
     def on_mount(self) -> None:
         refresh_while_showing(self, REFRESH_SECONDS)
 
-    def reload(self) -> None:
-        services = self.services
-
-        def done(infos: list[StorageInfo]) -> None:
-            self.latest = {info.id: row(info) for info in infos}
-            self.read = self.read_at()
-            self._show()
-
-        self.background(lambda: storages(services), done, group="storage")
+    @work(exclusive=True, group="storage", exit_on_error=False)
+    async def reload(self) -> None:
+        infos = await asyncio.to_thread(storages, self.services)
+        self.latest = {info.id: row(info) for info in infos}
+        self.read = self.read_at()
+        self._show()
 
     def _show(self) -> None:
         shown = {key: cells for key, cells in self.latest.items() if matches(cells, self.text)}
