@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import replace
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -22,9 +22,10 @@ from core.services.query import Page
 from tui.screens.patient_form import PatientForm
 from tui.screens.studies import StudiesView
 from tui.widgets.confirm import Confirm
+from tui.widgets.drill_down import DrillDownView
 from tui.widgets.paged_table import PagedTable
 from tui.widgets.prompt import ask_until_done, question
-from tui.widgets.view import View, reason
+from tui.widgets.view import reason
 
 T = TypeVar("T")
 
@@ -74,7 +75,7 @@ def _birth_range(text: str) -> str:
     return f"{start + '0101' if start else ''}-{stop + '1231' if stop else ''}"
 
 
-class PatientsView(View):
+class PatientsView(DrillDownView):
     """The patients matching the search form, a page at a time; enter opens the studies
     of the patient under the cursor in Studies (esc there comes back)."""
 
@@ -104,6 +105,8 @@ class PatientsView(View):
     PatientsView #patients-merged { width: auto; padding: 0 1; color: $text-muted; }
     """
 
+    LEVELS: ClassVar[dict[str, str]] = {"PATIENT": "patients-table"}
+
     def __init__(self) -> None:
         super().__init__()
         self.criteria = PatientSearch()
@@ -115,13 +118,7 @@ class PatientsView(View):
                 yield Label(label)
                 yield Input(placeholder=placeholder, id=f"patients-{name}")
             yield Static("[ ] merged", id="patients-merged", markup=False)
-        console = self.services.config.console
-        yield PagedTable(
-            PATIENT_COLUMNS,
-            page_size=console.page_size,
-            fixed="page_size" in console.model_fields_set,
-            id="patients-table",
-        )
+        yield self.paged_table("PATIENT", PATIENT_COLUMNS)
 
     def on_mount(self) -> None:
         self.fetch_patients(0)
@@ -130,16 +127,10 @@ class PatientsView(View):
 
     @property
     def patients_table(self) -> PagedTable:
-        return self.query_one("#patients-table", PagedTable)
+        return self.table_of("PATIENT")
 
-    def focus_default(self) -> None:
-        self.patients_table.table.focus()
-
-    def filter(self, text: str) -> None:
-        self.patients_table.filter(text)
-
-    def reload(self) -> None:
-        self.fetch_patients(self.patients_table.page_offset)
+    def fetch(self, level: str, offset: int) -> None:
+        self.fetch_patients(offset)
 
     # -- fetching ------------------------------------------------------------------------
 
@@ -171,8 +162,7 @@ class PatientsView(View):
             self.rows = {str(r.pk): r for r in page.rows}
             rows = [(str(r.pk), _patient_cells(r)) for r in page.rows]
             table.show(rows, page.total, offset, self.read_at())
-            if keep in self.rows:
-                table.table.move_cursor(row=table.table.get_row_index(keep))
+            self.keep_cursor(table, keep)
 
         done(await asyncio.to_thread(work))
 
@@ -183,9 +173,6 @@ class PatientsView(View):
         self.criteria = self.search_values()
         self.patients_table.table.focus()
         self.fetch_patients(0)
-
-    def on_paged_table_page_requested(self, event: PagedTable.PageRequested) -> None:
-        self.fetch_patients(event.offset)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table is self.patients_table.table:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -30,9 +31,8 @@ from tui.screens.study_rows import (
     study_cells,
     study_label,
 )
+from tui.widgets.drill_down import DrillDownView
 from tui.widgets.live import showing
-from tui.widgets.paged_table import PagedTable
-from tui.widgets.view import View
 
 # (form field, label, placeholder, line of the form)
 SEARCH_FIELDS = (
@@ -57,7 +57,7 @@ LEVEL_ONLY = set().union(*LEVEL_ACTIONS.values())
 NEW_SECONDS = 3.0
 
 
-class StudiesView(StudyActions, View):
+class StudiesView(StudyActions, DrillDownView):
     """Studies matching the search form, newest first, a page at a time; enter opens the
     series of a study, then the instances of a series; esc goes back up."""
 
@@ -95,12 +95,17 @@ class StudiesView(StudyActions, View):
     StudiesView #studies-progress ProgressBar { width: 1fr; }
     """
 
+    LEVELS: ClassVar[dict[str, str]] = {
+        "STUDY": "studies-table",
+        "SERIES": "studies-series",
+        "IMAGE": "studies-instances",
+    }
+
     def __init__(self) -> None:
         super().__init__()
         self.criteria = StudySearch()
         # The search's count, kept while turning its pages (None: count again).
         self.total: int | None = None
-        self.level = "STUDY"
         self.study: StudyRow | None = None
         self.series: SeriesRow | None = None
         self.study_rows: dict[str, StudyRow] = {}
@@ -130,43 +135,26 @@ class StudiesView(StudyActions, View):
                     )
                     yield Input(placeholder=placeholder, id=f"studies-{name}", suggester=suggester)
         yield Static("", id="studies-crumbs", markup=False)
-        console = self.services.config.console
-        paging = {"page_size": console.page_size, "fixed": "page_size" in console.model_fields_set}
-        yield PagedTable(STUDY_COLUMNS, **paging, id="studies-table")
-        yield PagedTable(SERIES_COLUMNS, **paging, id="studies-series")
-        yield PagedTable(INSTANCE_COLUMNS, **paging, id="studies-instances")
+        yield self.paged_table("STUDY", STUDY_COLUMNS)
+        yield self.paged_table("SERIES", SERIES_COLUMNS)
+        yield self.paged_table("IMAGE", INSTANCE_COLUMNS)
         with Horizontal(id="studies-progress"):
             yield Label("", id="studies-progress-label")
             yield ProgressBar(show_eta=False, id="studies-progress-bar")
 
     def on_mount(self) -> None:
         self.query_one("#studies-progress").display = False
-        self._show_level()
+        self.show_level()
         self.fetch_studies(0)
         self.set_interval(NEW_SECONDS, self._count_new)
 
     # -- levels --------------------------------------------------------------------------
 
-    def table_of(self, level: str) -> PagedTable:
-        """The table of a level (STUDY, SERIES, IMAGE)."""
-        ids = {
-            "STUDY": "#studies-table",
-            "SERIES": "#studies-series",
-            "IMAGE": "#studies-instances",
-        }
-        return self.query_one(ids[level], PagedTable)
-
-    @property
-    def current_table(self) -> PagedTable:
-        return self.table_of(self.level)
-
-    def _show_level(self) -> None:
+    def show_level(self) -> None:
         for form in self.query(".studies-form"):
             form.display = self.level == "STUDY"
-        for level in ("STUDY", "SERIES", "IMAGE"):
-            self.table_of(level).display = level == self.level
         self.query_one("#studies-crumbs", Static).update(self.crumbs())
-        self.refresh_bindings()
+        super().show_level()
 
     def crumbs(self) -> str:
         """Where the view is: `Studies › CT Chest of Doe^John, 2026-01-05 › series 1 (CT)`."""
@@ -216,7 +204,7 @@ class StudiesView(StudyActions, View):
         tab entered) reads the same."""
         self.criteria, self.total = criteria, None
         self.table_of("STUDY").page_offset = 0
-        self._show_level()
+        self.show_level()
         self.fetch_studies(0)
 
     def _typed(self) -> dict[str, str]:
@@ -231,9 +219,6 @@ class StudiesView(StudyActions, View):
             return False
         return not (action == "edit" and self.level not in EDITABLE)
 
-    def focus_default(self) -> None:
-        self.current_table.table.focus()
-
     def back(self) -> bool:
         if self.level == "STUDY" and self.patient:
             self.patient = ""
@@ -247,22 +232,22 @@ class StudiesView(StudyActions, View):
             self.level, self.series = "SERIES", None
         else:
             self.level, self.study = "STUDY", None
-        self._show_level()
+        self.show_level()
         self.focus_default()
         return True
 
-    def filter(self, text: str) -> None:
-        self.current_table.filter(text)
-
     def reload(self) -> None:
-        offset = self.current_table.page_offset
         if self.level == "STUDY":
-            self.total = None
-            self.fetch_studies(offset)
-        elif self.level == "SERIES":
-            self.fetch_series(offset)
-        else:
-            self.fetch_instances(offset)
+            self.total = None  # count again
+        super().reload()
+
+    def fetch(self, level: str, offset: int) -> None:
+        fetch = {
+            "STUDY": self.fetch_studies,
+            "SERIES": self.fetch_series,
+            "IMAGE": self.fetch_instances,
+        }
+        fetch[level](offset)
 
     # -- fetching ------------------------------------------------------------------------
 
@@ -297,7 +282,7 @@ class StudiesView(StudyActions, View):
             self.study_rows = {r.study_iuid: r for r in page.rows}
             rows = [(r.study_iuid, study_cells(r)) for r in page.rows]
             table.show(rows, page.total, offset, self.read_at())
-            self._keep_cursor(table, keep)
+            self.keep_cursor(table, keep)
 
         done(await asyncio.to_thread(work))
 
@@ -318,7 +303,7 @@ class StudiesView(StudyActions, View):
             self.series_rows = {r.series_iuid: r for r in page.rows}
             rows = [(r.series_iuid, series_cells(r)) for r in page.rows]
             table.show(rows, page.total, offset, self.read_at())
-            self._keep_cursor(table, keep)
+            self.keep_cursor(table, keep)
 
         done(await asyncio.to_thread(work))
 
@@ -344,7 +329,7 @@ class StudiesView(StudyActions, View):
             self.instance_rows = {r.sop_iuid: r for r in page.rows}
             rows = [(r.sop_iuid, instance_cells(r)) for r in page.rows]
             table.show(rows, page.total, offset, self.read_at())
-            self._keep_cursor(table, keep)
+            self.keep_cursor(table, keep)
 
         done(await asyncio.to_thread(work))
 
@@ -352,11 +337,6 @@ class StudiesView(StudyActions, View):
         """A search ran (started at `started`): nothing is new since."""
         self.searched, self.new = started, 0
         self.query_one("#studies-crumbs", Static).update(self.crumbs())
-
-    @staticmethod
-    def _keep_cursor(table: PagedTable, key: str | None) -> None:
-        if key is not None and key in table.table.rows:
-            table.table.move_cursor(row=table.table.get_row_index(key))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if not (event.input.id or "").startswith("studies-"):
@@ -383,19 +363,11 @@ class StudiesView(StudyActions, View):
             self.study_rows = {r.study_iuid: r for r in page.rows}
             rows = [(r.study_iuid, study_cells(r)) for r in page.rows]
             table.show(rows, page.total, 0, self.read_at())
-            self._show_level()
+            self.show_level()
             if showing(self):  # back to Patients: focus here would bring this tab back
                 table.table.focus()
 
         done(await asyncio.to_thread(work))
-
-    def on_paged_table_page_requested(self, event: PagedTable.PageRequested) -> None:
-        fetch = {
-            "studies-table": self.fetch_studies,
-            "studies-series": self.fetch_series,
-            "studies-instances": self.fetch_instances,
-        }
-        fetch[event.table.id or "studies-table"](event.offset)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -439,13 +411,13 @@ class StudiesView(StudyActions, View):
         if self.level == "STUDY" and key in self.study_rows:
             self.study, self.level = self.study_rows[key], "SERIES"
             self.table_of("SERIES").show([], 0, 0)
-            self._show_level()
+            self.show_level()
             self.focus_default()
             self.fetch_series(0)
         elif self.level == "SERIES" and key in self.series_rows:
             self.series, self.level = self.series_rows[key], "IMAGE"
             self.table_of("IMAGE").show([], 0, 0)
-            self._show_level()
+            self.show_level()
             self.focus_default()
             self.fetch_instances(0)
 
