@@ -19,8 +19,7 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 from core.services import studies
 from core.services.query import Page
 from core.services.studies import InstanceRow, SeriesRow, StudyRow, StudySearch
-from core.services.study_files import Target
-from tui.screens.study_actions import EDITABLE, Selection, StudyActions
+from tui.screens.study_actions import EDITABLE, StudyActions
 from tui.screens.study_rows import (
     INSTANCE_COLUMNS,
     SERIES_COLUMNS,
@@ -372,32 +371,6 @@ class StudiesView(StudyActions, DrillDownView):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.action_open()
-
-    # -- selection -----------------------------------------------------------------------
-
-    def selected(self) -> Selection | None:
-        """The row under the cursor as an action's target; says so when there is none."""
-        key = self.current_table.selected_key()
-        selection = None
-        if key is not None and self.level == "STUDY" and key in self.study_rows:
-            selection = Selection(
-                Target("STUDY", key), f"study {study_label(self.study_rows[key])}"
-            )
-        elif key is not None and self.level == "SERIES" and key in self.series_rows:
-            assert self.study is not None
-            selection = Selection(
-                Target("SERIES", self.study.study_iuid, key), series_label(self.series_rows[key])
-            )
-        elif key is not None and self.level == "IMAGE" and key in self.instance_rows:
-            assert self.study is not None and self.series is not None
-            row = self.instance_rows[key]
-            selection = Selection(
-                Target("IMAGE", self.study.study_iuid, self.series.series_iuid, key),
-                f"instance {row.number or key}",
-            )
-        if selection is None:
-            self.notify("Nothing selected", severity="warning")
-        return selection
 
     def action_open(self) -> None:
         """Open the series of the study, the instances of the series, or the image of the

@@ -33,7 +33,7 @@ from core.services.study_files import Target, attributes_of, download
 from tui.screens.attributes import AttributesScreen
 from tui.screens.image import ImageScreen
 from tui.screens.study_form import EditForm
-from tui.screens.study_rows import show_date, show_size
+from tui.screens.study_rows import series_label, show_date, show_size, study_label
 from tui.screens.upload import UploadScreen
 from tui.widgets.confirm import Confirm
 from tui.widgets.form import FieldForm
@@ -87,6 +87,30 @@ ACCESS_CONTROL = StudyValue(
 
 class StudyActions:
     """The actions of StudiesView (mixed into it; `self` is the view)."""
+
+    def selected(self: StudiesView) -> Selection | None:
+        """The row under the cursor as an action's target; says so when there is none."""
+        key = self.current_table.selected_key()
+        selection = None
+        if key is not None and self.level == "STUDY" and key in self.study_rows:
+            selection = Selection(
+                Target("STUDY", key), f"study {study_label(self.study_rows[key])}"
+            )
+        elif key is not None and self.level == "SERIES" and key in self.series_rows:
+            assert self.study is not None
+            selection = Selection(
+                Target("SERIES", self.study.study_iuid, key), series_label(self.series_rows[key])
+            )
+        elif key is not None and self.level == "IMAGE" and key in self.instance_rows:
+            assert self.study is not None and self.series is not None
+            row = self.instance_rows[key]
+            selection = Selection(
+                Target("IMAGE", self.study.study_iuid, self.series.series_iuid, key),
+                f"instance {row.number or key}",
+            )
+        if selection is None:
+            self.notify("Nothing selected", severity="warning")
+        return selection
 
     @work(group="studies-action", exit_on_error=False)
     async def action_attributes(self: StudiesView) -> None:
