@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from core.dicom.part10 import file_meta
 from core.services.context import ServiceContext
@@ -79,6 +79,13 @@ def populate(services: ServiceContext) -> None:
                     ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
                 ds.PixelData = (gradient + i * 100).tobytes()
                 _store(services, ds)
+
+
+def add_study(services: ServiceContext, patient_id: str = "PID-9") -> str:
+    """Store one more study of one instance (received now); returns its UID."""
+    ds = dicomgen.ct(generate_uid(), generate_uid(), size=16, PatientID=patient_id)
+    _store(services, ds)
+    return str(ds.StudyInstanceUID)
 
 
 def _store(services: ServiceContext, ds) -> None:

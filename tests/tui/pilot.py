@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from textual.app import App
 from textual.pilot import Pilot
+
+# Workers still busy after this long are a hang, not slowness.
+IDLE_SECONDS = 60.0
 
 
 async def settle(pilot: Pilot) -> None:
     """Let the workers finish and their results reach the screen (a result may start
     another worker, e.g. a reload after a save)."""
     for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
+        await idle(pilot.app)
         await pilot.pause()
+
+
+async def idle(app: App[object]) -> None:
+    """Wait until every worker has finished, but those waiting for an answer from a
+    screen on the stack (`push_screen_wait`): they wait for the test's next keys."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + IDLE_SECONDS
+    while sum(not worker.is_finished for worker in app.workers) > _asking(app):
+        if loop.time() > deadline:
+            raise TimeoutError(f"workers still busy: {list(app.workers)}")
+        await asyncio.sleep(0.01)
+
+
+def _asking(app: App[object]) -> int:
+    """How many workers wait for a screen's answer: its result futures not yet done."""
+    return sum(
+        1
+        for screen in app.screen_stack
+        for callback in screen._result_callbacks
+        if callback.future is not None and not callback.future.done()
+    )

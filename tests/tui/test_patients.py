@@ -14,8 +14,10 @@ from core.services.patients import Demographics, PatientSearch
 from tests.tui import fixtures
 from tests.tui.pilot import settle
 from tui.app import PacsConsole
+from tui.screens.attributes import AttributesScreen
 from tui.screens.patient_form import PatientForm
 from tui.screens.patients import PatientsView
+from tui.screens.studies import StudiesView
 from tui.widgets.confirm import Confirm
 from tui.widgets.prompt import Prompt
 
@@ -62,27 +64,40 @@ async def test_lists_patients_and_searches_with_wildcards(make_console: Console)
 async def test_enter_shows_the_patients_studies_and_esc_comes_back(
     make_console: Console,
 ) -> None:
-    """Enter on Doe lists Doe's two studies, newest first; esc returns to the patients
-    with the cursor where it was."""
+    """Enter on Doe lists Doe's two studies, newest first, in the Studies drill-down (its
+    series open with enter, its actions work); esc returns to the patients with the cursor
+    where it was, and the Studies form as it was typed."""
     app = make_console(start_view="patients")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
+        patients_view = view(app)
         await pilot.press("enter")
         await settle(pilot)
-        patients_view = view(app)
-        assert patients_view.patient is not None and patients_view.patient.patient_id == "PID-1"
-        studies = patients_view.studies_table.table
-        assert [str(studies.get_row_at(i)[3]) for i in range(studies.row_count)] == [
+        studies_view = app.current_view()
+        assert isinstance(studies_view, StudiesView)
+        studies = studies_view.current_table.table
+        assert [str(studies.get_row_at(i)[5]) for i in range(studies.row_count)] == [
             "CT Chest",
             "CT Abdomen",
         ]
-        heading = str(patients_view.query_one("#patients-heading", Static).render())
-        assert "Doe^John (PID-1)" in heading
+        crumbs = str(studies_view.query_one("#studies-crumbs", Static).render())
+        assert "Studies of Doe^John (PID-1)" in crumbs
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, AttributesScreen)
         await pilot.press("escape")
         await settle(pilot)
-        assert patients_view.patient is None
-        assert patients_view.patients_table.display and names(app)[0] == "Doe^John"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert studies_view.level == "SERIES"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert studies_view.level == "STUDY"
+        await pilot.press("escape")
+        await settle(pilot)
         assert app.current_view() is patients_view
+        assert patients_view.patients_table.display and names(app)[0] == "Doe^John"
+        assert studies_view.query_one("#studies-patient_id", Input).value == ""
 
 
 async def test_create_patient(make_console: Console, console_services: ServiceContext) -> None:

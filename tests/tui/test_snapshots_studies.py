@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from textual.pilot import Pilot
 
+from tests.tui.pilot import settle
 from tui.app import PacsConsole
 
 Console = Callable[..., PacsConsole]
@@ -29,9 +30,7 @@ def after(*keys: str) -> Callable[[Pilot], object]:
     async def run(pilot: Pilot) -> None:
         for step in [(), *[(key,) for key in keys]]:
             await pilot.press(*step)
-            for _ in range(3):
-                await pilot.app.workers.wait_for_complete()
-                await pilot.pause()
+            await settle(pilot)
 
     return run
 

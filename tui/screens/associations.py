@@ -8,9 +8,12 @@ stays where it is and typing never waits for a refresh.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
@@ -90,6 +93,7 @@ class AssociationsView(View):
         self.paused = False
         self.latest: dict[str, tuple[str, ...]] = {}
         self.processes = 0
+        self.read = ""
         self._fetching = False
 
     def compose(self) -> ComposeResult:
@@ -107,22 +111,22 @@ class AssociationsView(View):
         if self._fetching:
             return  # a slow disk: let the running read finish instead of piling up
         self._fetching = True
-        folder = run_dir(self.services.config.storage.path)
-        now = self.console.clock()
+        self.read_status(run_dir(self.services.config.storage.path), self.console.clock())
 
-        def done(status: Snapshot) -> None:
-            self._fetching = False
-            self.latest = rows(status, now)
-            self.processes = status.processes
-            self._show()
-
-        def failed(exc: BaseException) -> None:
-            self._fetching = False
+    @work(group="associations", exit_on_error=False)
+    async def read_status(self, folder: Path, now: float) -> None:
+        """Read the status files and show them."""
+        try:
+            status = await asyncio.to_thread(snapshot, folder, now=now)
+        except Exception as exc:
             self.notify(f"Cannot read the status of the archive: {exc}", severity="error")
-
-        self.background(
-            lambda: snapshot(folder, now=now), done, group="associations", failed=failed
-        )
+            return
+        finally:
+            self._fetching = False
+        self.latest = rows(status, now)
+        self.processes = status.processes
+        self.read = self.read_at()
+        self._show()
 
     def _show(self) -> None:
         shown = {key: cells for key, cells in self.latest.items() if matches(cells, self.text)}
@@ -132,6 +136,7 @@ class AssociationsView(View):
         if self.text:
             text += f", {len(shown)} shown (filter: {self.text})"
         text += f" · {self.processes} serving process{'es' if self.processes != 1 else ''}"
+        text += f" · read at {self.read}"
         text += " · paused (z)" if self.paused else " · refresh 1 s"
         self.query_one("#associations-summary", Static).update(text)
 

@@ -3,10 +3,12 @@ them as DICOM JSON or as text (dcm4chee's "Show attributes")."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
 from pydicom import Dataset
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -15,9 +17,7 @@ from textual.widgets import Static
 
 from core.services.study_files import save_attributes
 from tui.widgets.attribute_tree import AttributeTree
-from tui.widgets.path_suggester import PathSuggester
-from tui.widgets.prompt import Prompt
-from tui.widgets.view import Background
+from tui.widgets.prompt import ask_until_done, question
 
 _EXTENSIONS = {"json": "json", "text": "txt"}
 _NAMES = {"json": "JSON", "text": "text"}
@@ -29,7 +29,7 @@ def default_file(uid: str, fmt: str) -> str:
     return f"attributes-{safe}.{_EXTENSIONS[fmt]}"
 
 
-class AttributesScreen(Background, ModalScreen[None]):
+class AttributesScreen(ModalScreen[None]):
     """`AttributesScreen(heading, dataset, uid)`: the tree; j saves JSON, t saves text (a
     path is asked, the file written in a worker); esc closes."""
 
@@ -68,33 +68,22 @@ class AttributesScreen(Background, ModalScreen[None]):
     def action_close(self) -> None:
         self.dismiss(None)
 
-    def action_save(self, fmt: str, typed: str = "") -> None:
-        """Ask where to save, then write the file in a worker; on an error the prompt
-        comes back with the path typed."""
+    @work(group="attributes-save", exit_on_error=False)
+    async def action_save(self, fmt: str) -> None:
+        """Ask where to save, then write the file off the UI thread; on an error the
+        prompt comes back with the path typed."""
 
-        def answered(text: str | None) -> None:
-            if not text or not text.strip():
-                return
+        async def attempt(text: str) -> str | None:
+            if not text.strip():
+                return None
             path = Path(text.strip()).expanduser()
+            written = await asyncio.to_thread(save_attributes, self.dataset, path, fmt)
+            return f"Saved the attributes as {_NAMES[fmt]} to {written}"
 
-            def saved(written: Path) -> None:
-                self.notify(f"Saved the attributes as {_NAMES[fmt]} to {written}")
-
-            def failed(exc: BaseException) -> None:
-                self.notify(f"{exc}", title="Not saved", severity="error")
-                self.action_save(fmt, text)
-
-            self.background(
-                lambda: save_attributes(self.dataset, path, fmt),
-                saved,
-                group="attributes-save",
-                failed=failed,
-            )
-
-        prompt = Prompt(
-            f"Save {_NAMES[fmt]} to: ",
-            value=typed or default_file(self.uid, fmt),
-            suggester=PathSuggester(),
+        await ask_until_done(
+            self,
+            lambda typed: question(f"Save {_NAMES[fmt]} to:", typed, paths=True),
+            default_file(self.uid, fmt),
+            attempt,
+            "Not saved",
         )
-        prompt.add_class("question")
-        self.app.push_screen(prompt, answered)

@@ -4,10 +4,12 @@ stepping for multi-frame ones. Decoding and windowing run in workers
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Middle
@@ -18,7 +20,6 @@ from textual.widgets import Footer, Static
 from core.services.render import InstanceImage, RenderError, Window, open_image
 from tui.screens.keys import KeysScreen
 from tui.widgets.picture import picture, show
-from tui.widgets.view import Background
 
 if TYPE_CHECKING:
     from tui.app import PacsConsole
@@ -28,7 +29,7 @@ def _date(value: str) -> str:
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else value
 
 
-class ImageScreen(Background, Screen[None]):
+class ImageScreen(Screen[None]):
     """The image of one SOP instance: `ImageScreen(sop_instance_uid)`, pushed over the
     console; esc closes it."""
 
@@ -84,21 +85,21 @@ class ImageScreen(Background, Screen[None]):
         yield Static("", id="image-status")
         yield Footer()
 
-    def on_mount(self) -> None:
+    @work(exclusive=True, group="render", exit_on_error=False)
+    async def on_mount(self) -> None:
         console: PacsConsole = self.app  # type: ignore[assignment]
         services = console.services
         uid = self.sop_instance_uid
 
-        def work() -> tuple[InstanceImage, np.ndarray]:
+        def read() -> tuple[InstanceImage, np.ndarray]:
             image = open_image(services, uid)
             return image, image.render(0, image.default_window)
 
-        self.background(work, self._opened, group="render", failed=self._failed)
-
-    # -- results ---------------------------------------------------------------------
-
-    def _opened(self, result: tuple[InstanceImage, np.ndarray]) -> None:
-        image, pixels = result
+        try:
+            image, pixels = await asyncio.to_thread(read)
+        except Exception as exc:
+            self._failed(exc)
+            return
         self.image = image
         self.window = image.default_window
         c = image.caption
@@ -106,6 +107,8 @@ class ImageScreen(Background, Screen[None]):
         study = " ".join(part for part in (_date(c.study_date), c.study_description) if part)
         self.query_one("#image-caption", Static).update(Text(f"{who} · {study}"))
         self._shown(pixels)
+
+    # -- results ---------------------------------------------------------------------
 
     def _shown(self, pixels: np.ndarray) -> None:
         if self._picture is None:
@@ -141,7 +144,8 @@ class ImageScreen(Background, Screen[None]):
 
     # -- keys ------------------------------------------------------------------------
 
-    def _show(self, frame: int, window: Window | None) -> None:
+    @work(exclusive=True, group="render", exit_on_error=False)
+    async def _show(self, frame: int, window: Window | None) -> None:
         """Show `frame` through `window`: the state changes at once (so keys pressed
         quickly add up), the picture and status line when the worker has rendered it."""
         image = self.image
@@ -149,10 +153,12 @@ class ImageScreen(Background, Screen[None]):
             return
         self.frame, self.window = frame, window
 
-        def work() -> np.ndarray:
-            return image.render(frame, window)
-
-        self.background(work, self._shown, group="render")
+        try:
+            pixels = await asyncio.to_thread(image.render, frame, window)
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self._shown(pixels)
 
     def _greyscale(self) -> InstanceImage | None:
         """The image when it is greyscale (window/level applies), else None (and why)."""

@@ -8,8 +8,10 @@ counted interval would read as a drop.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -99,14 +101,15 @@ class MetricsView(View):
     def on_mount(self) -> None:
         refresh_while_showing(self, REFRESH_SECONDS)
 
-    def reload(self) -> None:
+    @work(exclusive=True, group="metrics", exit_on_error=False)
+    async def reload(self) -> None:
         folder = run_dir(self.services.config.storage.path)
         now = self.console.clock()
 
         def read() -> list[tuple[float, float, float]]:
             return hour_series(snapshot(folder, now=now), now)
 
-        self.background(read, self._show, group="metrics")
+        self._show(await asyncio.to_thread(read))
 
     def values(self, metric: Metric) -> list[float]:
         """The hour's values of one metric, oldest first."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from textual.app import ComposeResult
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from tui.views import MODE_TITLES, MODES, ViewSpec, views_of
@@ -52,6 +52,8 @@ class ModeScreen(Screen[None]):
         super().__init__(name=mode)
         self.mode = mode
         self.initial = initial
+        # Out of sight since its last suspend (see on_screen_suspend).
+        self.left = False
 
     def compose(self) -> ComposeResult:
         yield ModeBar(self.mode)
@@ -63,6 +65,23 @@ class ModeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._focus)
+
+    def on_screen_suspend(self) -> None:
+        # Another mode came to the front, or a full screen (image) over this one; a
+        # prompt or form over the view leaves it in sight.
+        self.left = not isinstance(self.app.screen, ModalScreen)
+
+    def on_screen_resume(self) -> None:
+        if self.left:
+            self._entered()
+
+    def on_tabbed_content_tab_activated(self) -> None:
+        self._entered()
+
+    def _entered(self) -> None:
+        view = self.active_view()
+        if view is not None:
+            view.entered()
 
     def show_view(self, name: str) -> None:
         """Bring the tab of view `name` to the front and focus it."""

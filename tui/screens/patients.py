@@ -1,14 +1,16 @@
-"""Navigation › Patients: search patients, page through them, open a patient's studies,
-and manage patients as dcm4chee's Patients tab does — create, edit demographics,
-supplement the issuer of patient ID, merge into another patient, delete."""
+"""Navigation › Patients: search patients, page through them, open a patient's studies
+(in the Studies drill-down, with all its actions), and manage patients as dcm4chee's
+Patients tab does — create, edit demographics, supplement the issuer of patient ID, merge
+into another patient, delete."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable
 from dataclasses import replace
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -17,35 +19,27 @@ from textual.widgets import DataTable, Input, Label, Static
 from core.services import patients
 from core.services.paging import Page
 from core.services.patients import Demographics, PatientRow, PatientSearch
-from core.services.rows import StudyRow
 from tui.screens.patient_form import PatientForm
+from tui.screens.studies import StudiesView
 from tui.widgets.confirm import Confirm
+from tui.widgets.drill_down import DrillDownView
 from tui.widgets.paged_table import PagedTable
-from tui.widgets.prompt import Prompt
-from tui.widgets.view import View
+from tui.widgets.prompt import ask_until_done, question
+from tui.widgets.view import reason
 
 T = TypeVar("T")
 
 PATIENT_COLUMNS = ("Name", "Patient ID", "Issuer", "Born", "Sex", "Studies", "Merged into")
-STUDY_COLUMNS = ("Date", "Time", "Accession", "Description", "Mod.", "Ser.", "Inst.", "Study UID")
 SEARCH_FIELDS = (
     ("name", "Name", "DOE*"),
     ("patient_id", "ID", "PID*"),
     ("issuer", "Issuer", "any"),
     ("birth_date", "Born", "1970-1979"),
 )
-# Keys that act on patients; at the studies level they are off.
-PATIENT_ACTIONS = frozenset(
-    {"create", "edit", "supplement_issuer", "merge", "delete", "toggle_merged", "open", "search"}
-)
 
 
 def _date(value: str) -> str:
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else value
-
-
-def _time(value: str) -> str:
-    return f"{value[:2]}:{value[2:4]}" if len(value) >= 4 else value
 
 
 def _studies(count: int) -> str:
@@ -61,19 +55,6 @@ def _patient_cells(row: PatientRow) -> tuple[str, ...]:
         row.sex,
         str(row.studies),
         row.merged_into or "",
-    )
-
-
-def _study_cells(row: StudyRow) -> tuple[str, ...]:
-    return (
-        _date(row.study_date),
-        _time(row.study_time),
-        row.accession_number,
-        row.description,
-        row.modalities,
-        str(row.series),
-        str(row.instances),
-        row.study_iuid,
     )
 
 
@@ -94,9 +75,9 @@ def _birth_range(text: str) -> str:
     return f"{start + '0101' if start else ''}-{stop + '1231' if stop else ''}"
 
 
-class PatientsView(View):
+class PatientsView(DrillDownView):
     """The patients matching the search form, a page at a time; enter opens the studies
-    of the patient under the cursor, esc comes back."""
+    of the patient under the cursor in Studies (esc there comes back)."""
 
     HELP = (
         "Patients (with or without studies). Type in the form and press enter to search "
@@ -122,15 +103,15 @@ class PatientsView(View):
     }
     PatientsView #patients-form Input:focus { background: $primary 40%; }
     PatientsView #patients-merged { width: auto; padding: 0 1; color: $text-muted; }
-    PatientsView #patients-heading { height: 1; background: $panel; padding: 0 1; }
     """
+
+    LEVELS: ClassVar[dict[str, str]] = {"PATIENT": "patients-table"}
 
     def __init__(self) -> None:
         super().__init__()
         self.criteria = PatientSearch()
         self.rows: dict[str, PatientRow] = {}
-        # The patient whose studies are shown (the second level), or None.
-        self.patient: PatientRow | None = None
+        self.shown: Page[PatientRow] | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="patients-form"):
@@ -138,56 +119,19 @@ class PatientsView(View):
                 yield Label(label)
                 yield Input(placeholder=placeholder, id=f"patients-{name}")
             yield Static("[ ] merged", id="patients-merged", markup=False)
-        yield Static("", id="patients-heading", markup=False)
-        yield PagedTable(PATIENT_COLUMNS, id="patients-table")
-        yield PagedTable(STUDY_COLUMNS, id="patients-studies")
+        yield self.paged_table("PATIENT", PATIENT_COLUMNS)
 
     def on_mount(self) -> None:
-        self._show_level()
         self.fetch_patients(0)
 
     # -- levels --------------------------------------------------------------------------
 
     @property
     def patients_table(self) -> PagedTable:
-        return self.query_one("#patients-table", PagedTable)
+        return self.table_of("PATIENT")
 
-    @property
-    def studies_table(self) -> PagedTable:
-        return self.query_one("#patients-studies", PagedTable)
-
-    def _show_level(self) -> None:
-        at_studies = self.patient is not None
-        self.query_one("#patients-form").display = not at_studies
-        self.patients_table.display = not at_studies
-        self.query_one("#patients-heading").display = at_studies
-        self.studies_table.display = at_studies
-        self.refresh_bindings()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Patient actions only on the patient list.
-        return not (self.patient is not None and action in PATIENT_ACTIONS)
-
-    def focus_default(self) -> None:
-        table = self.studies_table if self.patient is not None else self.patients_table
-        table.table.focus()
-
-    def back(self) -> bool:
-        if self.patient is None:
-            return False
-        self.patient = None
-        self._show_level()
-        self.focus_default()
-        return True
-
-    def filter(self, text: str) -> None:
-        (self.studies_table if self.patient is not None else self.patients_table).filter(text)
-
-    def reload(self) -> None:
-        if self.patient is not None:
-            self.fetch_studies(self.studies_table.page_offset)
-        else:
-            self.fetch_patients(self.patients_table.page_offset)
+    def fetch(self, level: str, offset: int) -> None:
+        self.fetch_patients(offset)
 
     # -- fetching ------------------------------------------------------------------------
 
@@ -205,36 +149,28 @@ class PatientsView(View):
             merged=self.criteria.merged,
         )
 
-    def fetch_patients(self, offset: int, keep: str | None = None) -> None:
+    @work(exclusive=True, group="patients-page", exit_on_error=False)
+    async def fetch_patients(self, offset: int, keep: str | None = None) -> None:
         """Fetch the page at `offset` of the current search; the cursor goes to `keep`."""
         services, criteria = self.services, self.criteria
         table = self.patients_table
         keep = keep if keep is not None else table.selected_key()
 
+        near = self.shown if offset else None  # the next page seeks from the one shown
+
         def work() -> Page[PatientRow]:
-            return patients.search(services, criteria, offset=offset, limit=table.page_size)
+            return patients.search(
+                services, criteria, offset=offset, limit=table.page_size, near=near
+            )
 
         def done(page: Page[PatientRow]) -> None:
+            self.shown = page
             self.rows = {str(r.pk): r for r in page.rows}
-            table.show([(str(r.pk), _patient_cells(r)) for r in page.rows], page.total, offset)
-            if keep in self.rows:
-                table.table.move_cursor(row=table.table.get_row_index(keep))
+            rows = [(str(r.pk), _patient_cells(r)) for r in page.rows]
+            table.show(rows, page.total, offset, self.read_at())
+            self.keep_cursor(table, keep)
 
-        self.background(work, done, group="patients-page")
-
-    def fetch_studies(self, offset: int) -> None:
-        """Fetch a page of the studies of the patient shown."""
-        services, patient = self.services, self.patient
-        assert patient is not None
-        table = self.studies_table
-
-        def work() -> Page[StudyRow]:
-            return patients.studies(services, patient.pk, offset=offset, limit=table.page_size)
-
-        def done(page: Page[StudyRow]) -> None:
-            table.show([(r.study_iuid, _study_cells(r)) for r in page.rows], page.total, offset)
-
-        self.background(work, done, group="patients-page")
+        done(await asyncio.to_thread(work))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if not (event.input.id or "").startswith("patients-"):
@@ -243,12 +179,6 @@ class PatientsView(View):
         self.criteria = self.search_values()
         self.patients_table.table.focus()
         self.fetch_patients(0)
-
-    def on_paged_table_page_requested(self, event: PagedTable.PageRequested) -> None:
-        if event.table is self.studies_table:
-            self.fetch_studies(event.offset)
-        else:
-            self.fetch_patients(event.offset)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table is self.patients_table.table:
@@ -266,17 +196,16 @@ class PatientsView(View):
         return row
 
     def action_open(self) -> None:
-        """Show the studies of the patient under the cursor."""
+        """Show the studies of the patient under the cursor in Studies, with its actions."""
         row = self.selected()
         if row is None:
             return
-        self.patient = row
-        heading = f"Studies of {patients.label(row.patient_id, row.issuer, row.name)} · esc back"
-        self.query_one("#patients-heading", Static).update(heading)
-        self.studies_table.show([], 0, 0)
-        self._show_level()
-        self.focus_default()
-        self.fetch_studies(0)
+        self.console.show_view("studies")
+        studies_view = self.console.current_view()
+        assert isinstance(studies_view, StudiesView)
+        studies_view.open_patient(
+            row.patient_id, patients.label(row.patient_id, row.issuer, row.name)
+        )
 
     def action_search(self) -> None:
         self.query_one("#patients-name", Input).focus()
@@ -292,152 +221,109 @@ class PatientsView(View):
 
     def action_create(self) -> None:
         def save(form: PatientForm, values: Demographics) -> None:
-            services = self.services
-
-            def saved(pk: int) -> None:
-                form.dismiss(None)
-                self.notify(f"Created {patients.label(values.patient_id, values.issuer)}")
-                self.fetch_patients(self.patients_table.page_offset, keep=str(pk))
-
-            self._save(form, lambda: patients.create(services, values), saved)
+            self.save_form(form, values, None)
 
         self.app.push_screen(PatientForm("Create patient", Demographics(), save))
 
-    def action_edit(self) -> None:
+    @work(group="patients-action", exit_on_error=False)
+    async def action_edit(self) -> None:
         row = self.selected()
         if row is None:
             return
-        services = self.services
+        current = await asyncio.to_thread(patients.demographics, self.services, row.pk)
 
-        def opened(current: Demographics) -> None:
-            def save(form: PatientForm, values: Demographics) -> None:
-                def saved(_: None) -> None:
-                    form.dismiss(None)
-                    self.notify(f"Saved {patients.label(values.patient_id, values.issuer)}")
-                    self.reload()
+        def save(form: PatientForm, values: Demographics) -> None:
+            self.save_form(form, values, row)
 
-                self._save(form, lambda: patients.edit(services, row.pk, values), saved)
+        heading = f"Edit {patients.label(row.patient_id, row.issuer, row.name)}"
+        self.app.push_screen(PatientForm(heading, current, save))
 
-            heading = f"Edit {patients.label(row.patient_id, row.issuer, row.name)}"
-            self.app.push_screen(PatientForm(heading, current, save))
+    @work(group="patients-save", exit_on_error=False)
+    async def save_form(
+        self, form: PatientForm, values: Demographics, row: PatientRow | None
+    ) -> None:
+        """Create a patient (`row` None) or save the edit of `row`; a refusal stays in
+        the form, with the typed values."""
+        label = patients.label(values.patient_id, values.issuer)
+        try:
+            if row is None:
+                pk = await asyncio.to_thread(patients.create, self.services, values)
+            else:
+                await asyncio.to_thread(patients.edit, self.services, row.pk, values)
+        except Exception as exc:
+            form.refused(reason(exc))
+            self.notify(reason(exc), title="Not saved", severity="error")
+            return
+        form.dismiss(None)
+        if row is None:
+            self.notify(f"Created {label}")
+            self.fetch_patients(self.patients_table.page_offset, keep=str(pk))
+        else:
+            self.notify(f"Saved {label}")
+            self.reload()
 
-        self.background(
-            lambda: patients.demographics(services, row.pk), opened, group="patients-action"
-        )
-
-    def _save(self, form: PatientForm, work: Callable[[], T], saved: Callable[[T], object]) -> None:
-        """Run a form's save; a refusal stays in the form, with the typed values."""
-
-        def failed(exc: BaseException) -> None:
-            form.refused(str(exc))
-            self.notify(str(exc), title="Not saved", severity="error")
-
-        self.background(work, saved, group="patients-action", failed=failed)
-
-    def action_supplement_issuer(self, typed: str = "") -> None:
+    @work(group="patients-action", exit_on_error=False)
+    async def action_supplement_issuer(self) -> None:
         row = self.selected()
         if row is None:
             return
         if row.issuer:
             self.notify(f"{row.patient_id} already has issuer {row.issuer}", severity="warning")
             return
-        services = self.services
 
-        def answered(text: str | None) -> None:
+        async def attempt(text: str) -> str | None:
             if not text:
-                return
+                return None
+            await asyncio.to_thread(patients.supplement_issuer, self.services, row.pk, text)
+            self.reload()
+            return f"Issuer of {row.patient_id} is now {text.strip()}"
 
-            def failed(exc: BaseException) -> None:
-                self.notify(str(exc), title="Issuer not supplemented", severity="error")
-                self.action_supplement_issuer(text)
+        ask = f"Issuer of patient ID {row.patient_id}:"
+        await ask_until_done(
+            self, lambda typed: question(ask, typed), "", attempt, "Issuer not supplemented"
+        )
 
-            def done(_: None) -> None:
-                self.notify(f"Issuer of {row.patient_id} is now {text.strip()}")
-                self.reload()
-
-            self.background(
-                lambda: patients.supplement_issuer(services, row.pk, text),
-                done,
-                group="patients-action",
-                failed=failed,
-            )
-
-        self._ask(f"Issuer of patient ID {row.patient_id}:", typed, answered)
-
-    def action_merge(self, typed: str = "") -> None:
+    @work(group="patients-action", exit_on_error=False)
+    async def action_merge(self) -> None:
         source = self.selected()
         if source is None:
             return
-        services = self.services
         source_label = patients.label(source.patient_id, source.issuer, source.name)
+        found: list[PatientRow] = []
 
-        def answered(text: str | None) -> None:
-            if not text:
-                return
+        async def attempt(text: str) -> str | None:
+            if text:
+                found.append(await asyncio.to_thread(patients.find_by_id, self.services, text))
+            return None
 
-            def not_found(exc: BaseException) -> None:
-                self.notify(str(exc), title="No merge target", severity="error")
-                self.action_merge(text)
-
-            self.background(
-                lambda: patients.find_by_id(services, text),
-                lambda target: self._confirm_merge(source, target),
-                group="patients-action",
-                failed=not_found,
-            )
-
-        self._ask(f"Merge {source_label} into patient ID:", typed, answered)
-
-    def _confirm_merge(self, source: PatientRow, target: PatientRow) -> None:
-        services = self.services
-        source_label = patients.label(source.patient_id, source.issuer, source.name)
-        target_label = patients.label(target.patient_id, target.issuer, target.name)
-
-        def done(moved: int) -> None:
-            self.notify(f"Merged {source_label} into {target_label}: {_studies(moved)} moved")
-            self.fetch_patients(self.patients_table.page_offset, keep=str(target.pk))
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.background(
-                    lambda: patients.merge(services, source.pk, target.pk),
-                    done,
-                    group="patients-action",
-                )
-
-        self.app.push_screen(
-            Confirm(
-                f"Merge {source_label} into {target_label}? Its {_studies(source.studies)} "
-                f"move to {target.patient_id}; {source.patient_id} is kept as merged.",
-                yes="Merge",
-            ),
-            answer,
+        ask = f"Merge {source_label} into patient ID:"
+        await ask_until_done(
+            self, lambda typed: question(ask, typed), "", attempt, "No merge target"
         )
+        if not found:
+            return
+        target = found[0]
+        target_label = patients.label(target.patient_id, target.issuer, target.name)
+        confirm = Confirm(
+            f"Merge {source_label} into {target_label}? Its {_studies(source.studies)} "
+            f"move to {target.patient_id}; {source.patient_id} is kept as merged.",
+            yes="Merge",
+        )
+        if not await self.app.push_screen_wait(confirm):
+            return
+        moved = await asyncio.to_thread(patients.merge, self.services, source.pk, target.pk)
+        self.notify(f"Merged {source_label} into {target_label}: {_studies(moved)} moved")
+        self.fetch_patients(self.patients_table.page_offset, keep=str(target.pk))
 
-    def action_delete(self) -> None:
+    @work(group="patients-action", exit_on_error=False)
+    async def action_delete(self) -> None:
         row = self.selected()
         if row is None:
             return
-        services = self.services
         name = patients.label(row.patient_id, row.issuer, row.name)
-
-        def done(deleted: int) -> None:
-            merged = f" and {deleted - 1} merged into it" if deleted > 1 else ""
-            self.notify(f"Deleted {name}{merged}")
-            self.reload()
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.background(
-                    lambda: patients.delete_patient(services, row.pk),
-                    done,
-                    group="patients-action",
-                )
-
-        self.app.push_screen(Confirm(f"Delete patient {name}?", yes="Delete"), answer)
-
-    def _ask(self, question: str, typed: str, answered: Callable[[str | None], None]) -> None:
-        prompt = Prompt(question + " ", value=typed)
-        # The whole question shows (the `:` prompt's prefix is one character wide).
-        prompt.add_class("question")
-        self.app.push_screen(prompt, answered)
+        if not await self.app.push_screen_wait(Confirm(f"Delete patient {name}?", yes="Delete")):
+            return
+        deleted = await asyncio.to_thread(patients.delete_patient, self.services, row.pk)
+        merged = f" and {deleted - 1} merged into it" if deleted > 1 else ""
+        self.notify(f"Deleted {name}{merged}")
+        self.reload()

@@ -4,9 +4,11 @@ kept, and used by the running archive at once — and verify one with C-ECHO."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable
@@ -18,7 +20,7 @@ from core.services.config_edit import (
     delete_remote_ae,
     update_remote_ae,
 )
-from core.services.verification import EchoResult, echo
+from core.services.verification import echo
 from tui.screens.remote_form import RemoteAEForm
 from tui.widgets.confirm import Confirm
 from tui.widgets.form import FieldForm
@@ -141,20 +143,31 @@ class RemoteAEsView(View):
         self, edit: Callable[[dict[str, str]], Config], verb: str
     ) -> Callable[[FieldForm, dict[str, str]], None]:
         def save(form: FieldForm, values: dict[str, str]) -> None:
-            def done(config: Config) -> None:
-                form.dismiss(None)
-                self._applied(config, f"Remote AE {values['title'].strip()} {verb}")
-
-            def failed(exc: BaseException) -> None:
-                # The form is about this file: its name need not lead the reason.
-                reason = str(exc) or type(exc).__name__
-                form.refused(reason.removeprefix(f"{self.services.config.source}: "))
-
-            self.background(lambda: edit(values), done, group="remote-save", failed=failed)
+            self.save_remote(form, edit, values, verb)
 
         return save
 
-    def action_delete(self) -> None:
+    @work(group="remote-save", exit_on_error=False)
+    async def save_remote(
+        self,
+        form: FieldForm,
+        edit: Callable[[dict[str, str]], Config],
+        values: dict[str, str],
+        verb: str,
+    ) -> None:
+        """Write the form's values to config.toml; a refusal stays in the form."""
+        try:
+            config = await asyncio.to_thread(edit, values)
+        except Exception as exc:
+            # The form is about this file: its name need not lead the reason.
+            reason = str(exc) or type(exc).__name__
+            form.refused(reason.removeprefix(f"{self.services.config.source}: "))
+            return
+        form.dismiss(None)
+        self._applied(config, f"Remote AE {values['title'].strip()} {verb}")
+
+    @work(group="remote-save", exit_on_error=False)
+    async def action_delete(self) -> None:
         """Delete the selected remote AE, after confirmation."""
         remote = self.selected()
         if remote is None:
@@ -164,18 +177,11 @@ class RemoteAEsView(View):
         if path is None:
             return
 
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.background(
-                    lambda: delete_remote_ae(path, remote.title),
-                    lambda config: self._applied(config, f"Remote AE {remote.title} deleted"),
-                    group="remote-save",
-                )
-
-        self.app.push_screen(
-            Confirm(f"Delete remote AE {remote.title} ({remote.host}:{remote.port})?", "Delete"),
-            answer,
-        )
+        ask = f"Delete remote AE {remote.title} ({remote.host}:{remote.port})?"
+        if not await self.app.push_screen_wait(Confirm(ask, "Delete")):
+            return
+        config = await asyncio.to_thread(delete_remote_ae, path, remote.title)
+        self._applied(config, f"Remote AE {remote.title} deleted")
 
     def _applied(self, saved: Config, what: str) -> None:
         apply_remote_aes(self.services, saved)
@@ -202,7 +208,10 @@ class RemoteAEsView(View):
         config = self.services.config
         calling = config.ae[0].title
 
-        def done(result: EchoResult) -> None:
+        async def run() -> None:
+            result = await asyncio.to_thread(
+                echo, remote.host, remote.port, remote.title, calling, config.network
+            )
             ms = f"{result.seconds * 1000:.0f} ms"
             self.echoes[remote.title] = f"ok, {ms}" if result.ok else "failed"
             self.reload()
@@ -216,8 +225,5 @@ class RemoteAEsView(View):
                 )
 
         self.notify(f"C-ECHO {remote.title} at {remote.host}:{remote.port}…", timeout=2)
-        self.background(
-            lambda: echo(remote.host, remote.port, remote.title, calling, config.network),
-            done,
-            group=f"remote-echo-{remote.title}",
-        )
+        # One echo per remote AE at a time; several remote AEs may be asked at once.
+        self.run_worker(run(), group=f"remote-echo-{remote.title}", exit_on_error=False)

@@ -3,9 +3,12 @@ and what the archive keeps there (object count and size, from the index)."""
 
 from __future__ import annotations
 
+import asyncio
+
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from core.services.storage_info import StorageInfo, storages
 from tui.paths import short_path
@@ -44,13 +47,18 @@ class StorageView(View):
 
     HELP = "Storage systems: file system space and the objects the archive keeps there."
     BINDINGS = [Binding("r", "refresh_now", "refresh now", id="storage-refresh")]
+    DEFAULT_CSS = """
+    StorageView #storage-summary { height: 1; padding: 0 1; background: $panel; }
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.text = ""
         self.latest: dict[str, tuple[str, ...]] = {}
+        self.read = ""
 
     def compose(self) -> ComposeResult:
+        yield Static("", id="storage-summary", markup=False)
         table: DataTable[str] = DataTable(id="storage-table", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
@@ -58,18 +66,22 @@ class StorageView(View):
     def on_mount(self) -> None:
         refresh_while_showing(self, REFRESH_SECONDS)
 
-    def reload(self) -> None:
-        services = self.services
-
-        def done(infos: list[StorageInfo]) -> None:
-            self.latest = {info.id: row(info) for info in infos}
-            self._show()
-
-        self.background(lambda: storages(services), done, group="storage")
+    @work(exclusive=True, group="storage", exit_on_error=False)
+    async def reload(self) -> None:
+        infos = await asyncio.to_thread(storages, self.services)
+        self.latest = {info.id: row(info) for info in infos}
+        self.read = self.read_at()
+        self._show()
 
     def _show(self) -> None:
         shown = {key: cells for key, cells in self.latest.items() if matches(cells, self.text)}
         sync_rows(self.query_one(DataTable), shown)
+        total = len(self.latest)
+        text = f"{total} storage system{'s' if total != 1 else ''}"
+        if self.text:
+            text += f", {len(shown)} shown (filter: {self.text})"
+        text += f" · read at {self.read} · refresh {REFRESH_SECONDS:.0f} s"
+        self.query_one("#storage-summary", Static).update(text)
 
     def filter(self, text: str) -> None:
         self.text = text.strip()

@@ -5,12 +5,11 @@ upload, edit, expiration date, access control ID, delete, CSV of the whole resul
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import asyncio
+from datetime import datetime
+from typing import ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -21,22 +20,7 @@ from core.services import studies
 from core.services.paging import Page
 from core.services.rows import InstanceRow, SeriesRow, StudyRow
 from core.services.studies import StudySearch
-from core.services.study_delete import Deleted, count_instances, delete_permanently
-from core.services.study_edits import (
-    SERIES_FIELDS,
-    STUDY_FIELDS,
-    StudyDetails,
-    edit_series,
-    edit_study,
-    series_values,
-    set_access_control_id,
-    set_expiration_date,
-    study_details,
-)
-from core.services.study_files import Downloaded, Target, attributes_of, download
-from tui.screens.attributes import AttributesScreen
-from tui.screens.image import ImageScreen
-from tui.screens.study_form import EditForm
+from tui.screens.study_actions import EDITABLE, StudyActions
 from tui.screens.study_rows import (
     INSTANCE_COLUMNS,
     SERIES_COLUMNS,
@@ -44,18 +28,11 @@ from tui.screens.study_rows import (
     instance_cells,
     series_cells,
     series_label,
-    show_date,
-    show_size,
     study_cells,
     study_label,
 )
-from tui.screens.upload import UploadScreen
-from tui.widgets.confirm import Confirm
-from tui.widgets.form import FieldForm
-from tui.widgets.paged_table import PagedTable
-from tui.widgets.path_suggester import PathSuggester
-from tui.widgets.prompt import Prompt
-from tui.widgets.view import View
+from tui.widgets.drill_down import DrillDownView
+from tui.widgets.live import showing
 
 # (form field, label, placeholder, line of the form)
 SEARCH_FIELDS = (
@@ -76,18 +53,11 @@ LEVEL_ACTIONS = {
     "IMAGE": set(),
 }
 LEVEL_ONLY = set().union(*LEVEL_ACTIONS.values())
-EDITABLE = {"STUDY", "SERIES"}
+# How often the "N new" line counts the studies received since the search ran.
+NEW_SECONDS = 3.0
 
 
-@dataclass(frozen=True)
-class Selection:
-    """The row an action is about: its target and how messages name it."""
-
-    target: Target
-    label: str
-
-
-class StudiesView(View):
+class StudiesView(StudyActions, DrillDownView):
     """Studies matching the search form, newest first, a page at a time; enter opens the
     series of a study, then the instances of a series; esc goes back up."""
 
@@ -125,19 +95,32 @@ class StudiesView(View):
     StudiesView #studies-progress ProgressBar { width: 1fr; }
     """
 
+    LEVELS: ClassVar[dict[str, str]] = {
+        "STUDY": "studies-table",
+        "SERIES": "studies-series",
+        "IMAGE": "studies-instances",
+    }
+
     def __init__(self) -> None:
         super().__init__()
         self.criteria = StudySearch()
         # The search's count, kept while turning its pages (None: count again).
         self.total: int | None = None
-        self.level = "STUDY"
         self.study: StudyRow | None = None
         self.series: SeriesRow | None = None
         self.study_rows: dict[str, StudyRow] = {}
         self.series_rows: dict[str, SeriesRow] = {}
         self.instance_rows: dict[str, InstanceRow] = {}
-        # The page each table shows: turning from it seeks on its first or last row.
+        # The page each level shows: turning from it seeks on its first or last row.
         self.shown: dict[str, Page] = {}
+        # When the search shown ran, and how many studies arrived since (the "N new" line).
+        self.searched: datetime | None = None
+        self.new = 0
+        # The patient whose studies are shown (opened from Patients), and the search
+        # form as it was before, given back when going back to Patients.
+        self.patient = ""
+        self.typed_before: dict[str, str] = {}
+        self.criteria_before = self.criteria
 
     def compose(self) -> ComposeResult:
         titles = [ae.title for ae in self.services.config.ae]
@@ -154,41 +137,26 @@ class StudiesView(View):
                     )
                     yield Input(placeholder=placeholder, id=f"studies-{name}", suggester=suggester)
         yield Static("", id="studies-crumbs", markup=False)
-        page_size = self.services.config.console.page_size
-        yield PagedTable(STUDY_COLUMNS, page_size=page_size, id="studies-table")
-        yield PagedTable(SERIES_COLUMNS, page_size=page_size, id="studies-series")
-        yield PagedTable(INSTANCE_COLUMNS, page_size=page_size, id="studies-instances")
+        yield self.paged_table("STUDY", STUDY_COLUMNS)
+        yield self.paged_table("SERIES", SERIES_COLUMNS)
+        yield self.paged_table("IMAGE", INSTANCE_COLUMNS)
         with Horizontal(id="studies-progress"):
             yield Label("", id="studies-progress-label")
             yield ProgressBar(show_eta=False, id="studies-progress-bar")
 
     def on_mount(self) -> None:
         self.query_one("#studies-progress").display = False
-        self._show_level()
+        self.show_level()
         self.fetch_studies(0)
+        self.set_interval(NEW_SECONDS, self._count_new)
 
     # -- levels --------------------------------------------------------------------------
 
-    def table_of(self, level: str) -> PagedTable:
-        """The table of a level (STUDY, SERIES, IMAGE)."""
-        ids = {
-            "STUDY": "#studies-table",
-            "SERIES": "#studies-series",
-            "IMAGE": "#studies-instances",
-        }
-        return self.query_one(ids[level], PagedTable)
-
-    @property
-    def current_table(self) -> PagedTable:
-        return self.table_of(self.level)
-
-    def _show_level(self) -> None:
+    def show_level(self) -> None:
         for form in self.query(".studies-form"):
             form.display = self.level == "STUDY"
-        for level in ("STUDY", "SERIES", "IMAGE"):
-            self.table_of(level).display = level == self.level
         self.query_one("#studies-crumbs", Static).update(self.crumbs())
-        self.refresh_bindings()
+        super().show_level()
 
     def crumbs(self) -> str:
         """Where the view is: `Studies › CT Chest of Doe^John, 2026-01-05 › series 1 (CT)`."""
@@ -199,40 +167,91 @@ class StudiesView(View):
             parts.append(study_label(self.study))
         if self.series is not None and self.level == "IMAGE":
             parts.append(series_label(self.series))
-        hint = " · esc back" if self.level != "STUDY" else " · enter: series · f: search"
+        if self.patient:
+            parts[0] += f" of {self.patient}"
+        hint = " · esc back" if self.level != "STUDY" or self.patient else ""
+        if self.level == "STUDY":
+            hint += " · enter: series · f: search"
+            if self.new:
+                hint = f" · {self.new} new - r to refresh" + hint
         return " › ".join(parts) + hint
+
+    def _count_new(self) -> None:
+        if self.searched is not None and self.level == "STUDY" and showing(self):
+            self.count_new(self.searched)
+
+    @work(thread=True, exclusive=True, group="studies-new", exit_on_error=False)
+    def count_new(self, since: datetime) -> None:
+        """Count the studies received since the search ran (never the search again)."""
+        new = studies.arrived_since(self.services, since)
+        self.app.call_from_thread(self._show_new, since, new)
+
+    def _show_new(self, since: datetime, new: int) -> None:
+        if since == self.searched and new != self.new:
+            self.new = new
+            self.query_one("#studies-crumbs", Static).update(self.crumbs())
+
+    def open_patient(self, patient_id: str, label: str) -> None:
+        """Show the studies of one patient (from Patients): the search form holds its ID
+        until esc goes back, which gives the form back as it was."""
+        if not self.patient:
+            self.typed_before, self.criteria_before = self._typed(), self.criteria
+        self.patient = label
+        self._set_typed({name: "" for name in self.typed_before} | {"patient_id": patient_id})
+        self.level, self.study, self.series = "STUDY", None, None
+        self._search(self.search_values())
+
+    def _search(self, criteria: StudySearch) -> None:
+        """Show the first page of `criteria`; they apply now, so a reload meanwhile (the
+        tab entered) reads the same."""
+        self.criteria, self.total = criteria, None
+        self.table_of("STUDY").page_offset = 0
+        self.show_level()
+        self.fetch_studies(0)
+
+    def _typed(self) -> dict[str, str]:
+        return {name: self.query_one(f"#studies-{name}", Input).value for name, *_ in SEARCH_FIELDS}
+
+    def _set_typed(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            self.query_one(f"#studies-{name}", Input).value = value
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in LEVEL_ONLY and action not in LEVEL_ACTIONS[self.level]:
             return False
         return not (action == "edit" and self.level not in EDITABLE)
 
-    def focus_default(self) -> None:
-        self.current_table.table.focus()
-
     def back(self) -> bool:
+        if self.level == "STUDY" and self.patient:
+            self.patient = ""
+            self._set_typed(self.typed_before)
+            self._search(self.criteria_before)
+            self.console.show_view("patients")
+            return True
         if self.level == "STUDY":
             return False
         if self.level == "IMAGE":
             self.level, self.series = "SERIES", None
         else:
             self.level, self.study = "STUDY", None
-        self._show_level()
+        self.show_level()
         self.focus_default()
         return True
 
-    def filter(self, text: str) -> None:
-        self.current_table.filter(text)
-
     def reload(self) -> None:
-        offset = self.current_table.page_offset
         if self.level == "STUDY":
-            self.total = None
-            self.fetch_studies(offset)
-        elif self.level == "SERIES":
-            self.fetch_series(offset)
-        else:
-            self.fetch_instances(offset)
+            self.total = None  # count again
+        super().reload()
+
+    def fetch(self, level: str, offset: int) -> None:
+        fetch = {
+            "STUDY": self.fetch_studies,
+            "SERIES": self.fetch_series,
+            "IMAGE": self.fetch_instances,
+        }
+        # A page next to the one shown is a seek from it; the first page of a level just
+        # opened (another study or series) must not seek from the last one's rows.
+        fetch[level](offset, self.shown.get(level) if offset else None)
 
     # -- fetching ------------------------------------------------------------------------
 
@@ -245,28 +264,35 @@ class StudiesView(View):
             }
         )
 
-    def fetch_studies(self, offset: int, near: Page | None = None) -> None:
+    @work(exclusive=True, group="studies-page", exit_on_error=False)
+    async def fetch_studies(self, offset: int, near: Page | None = None) -> None:
         """Fetch the page at `offset` of the current search (counting it first when the
         count is not known yet)."""
         services, criteria, total = self.services, self.criteria, self.total
         table = self.table_of("STUDY")
         keep = table.selected_key()
 
-        def work() -> Page:
-            return studies.search(
+        def work() -> tuple[datetime, Page]:
+            started = datetime.now()
+            return started, studies.search(
                 services, criteria, offset=offset, limit=table.page_size, total=total, near=near
             )
 
-        def done(page: Page) -> None:
+        def done(read: tuple[datetime, Page]) -> None:
+            started, page = read
+            if total is None:
+                self._searched(started)
             self.total = page.total
-            self.shown["studies-table"] = page
+            self.shown["STUDY"] = page
             self.study_rows = {r.study_iuid: r for r in page.rows}
-            table.show([(r.study_iuid, study_cells(r)) for r in page.rows], page.total, offset)
-            self._keep_cursor(table, keep)
+            rows = [(r.study_iuid, study_cells(r)) for r in page.rows]
+            table.show(rows, page.total, offset, self.read_at())
+            self.keep_cursor(table, keep)
 
-        self.background(work, done, group="studies-page")
+        done(await asyncio.to_thread(work))
 
-    def fetch_series(self, offset: int, near: Page | None = None) -> None:
+    @work(exclusive=True, group="studies-page", exit_on_error=False)
+    async def fetch_series(self, offset: int, near: Page | None = None) -> None:
         """Fetch a page of the series of the study opened."""
         services, study = self.services, self.study
         assert study is not None
@@ -284,14 +310,16 @@ class StudiesView(View):
             )
 
         def done(page: Page) -> None:
-            self.shown["studies-series"] = page
+            self.shown["SERIES"] = page
             self.series_rows = {r.series_iuid: r for r in page.rows}
-            table.show([(r.series_iuid, series_cells(r)) for r in page.rows], page.total, offset)
-            self._keep_cursor(table, keep)
+            rows = [(r.series_iuid, series_cells(r)) for r in page.rows]
+            table.show(rows, page.total, offset, self.read_at())
+            self.keep_cursor(table, keep)
 
-        self.background(work, done, group="studies-page")
+        done(await asyncio.to_thread(work))
 
-    def fetch_instances(self, offset: int, near: Page | None = None) -> None:
+    @work(exclusive=True, group="studies-page", exit_on_error=False)
+    async def fetch_instances(self, offset: int, near: Page | None = None) -> None:
         """Fetch a page of the instances of the series opened."""
         services, study, series = self.services, self.study, self.series
         assert study is not None and series is not None
@@ -310,17 +338,18 @@ class StudiesView(View):
             )
 
         def done(page: Page) -> None:
-            self.shown["studies-instances"] = page
+            self.shown["IMAGE"] = page
             self.instance_rows = {r.sop_iuid: r for r in page.rows}
-            table.show([(r.sop_iuid, instance_cells(r)) for r in page.rows], page.total, offset)
-            self._keep_cursor(table, keep)
+            rows = [(r.sop_iuid, instance_cells(r)) for r in page.rows]
+            table.show(rows, page.total, offset, self.read_at())
+            self.keep_cursor(table, keep)
 
-        self.background(work, done, group="studies-page")
+        done(await asyncio.to_thread(work))
 
-    @staticmethod
-    def _keep_cursor(table: PagedTable, key: str | None) -> None:
-        if key is not None and key in table.table.rows:
-            table.table.move_cursor(row=table.table.get_row_index(key))
+    def _searched(self, started: datetime) -> None:
+        """A search ran (started at `started`): nothing is new since."""
+        self.searched, self.new = started, 0
+        self.query_one("#studies-crumbs", Static).update(self.crumbs())
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if not (event.input.id or "").startswith("studies-"):
@@ -328,64 +357,35 @@ class StudiesView(View):
         event.stop()
         self.action_run_search()
 
-    def action_run_search(self) -> None:
+    @work(exclusive=True, group="studies-page", exit_on_error=False)
+    async def action_run_search(self) -> None:
         """Search with what the form holds; an error (an invalid date...) is a
         notification and the form keeps what was typed."""
         criteria = self.search_values()
         services = self.services
         table = self.table_of("STUDY")
 
-        def work() -> Page:
-            return studies.search(services, criteria, limit=table.page_size)
+        def work() -> tuple[datetime, Page]:
+            started = datetime.now()
+            return started, studies.search(services, criteria, limit=table.page_size)
 
-        def done(page: Page) -> None:
+        def done(read: tuple[datetime, Page]) -> None:
+            started, page = read
             self.criteria, self.total = criteria, page.total
-            self.shown["studies-table"] = page
+            self.shown["STUDY"] = page
+            self._searched(started)
             self.study_rows = {r.study_iuid: r for r in page.rows}
-            table.show([(r.study_iuid, study_cells(r)) for r in page.rows], page.total, 0)
-            self._show_level()
-            table.table.focus()
+            rows = [(r.study_iuid, study_cells(r)) for r in page.rows]
+            table.show(rows, page.total, 0, self.read_at())
+            self.show_level()
+            if showing(self):  # back to Patients: focus here would bring this tab back
+                table.table.focus()
 
-        self.background(work, done, group="studies-page")
-
-    def on_paged_table_page_requested(self, event: PagedTable.PageRequested) -> None:
-        fetch = {
-            "studies-table": self.fetch_studies,
-            "studies-series": self.fetch_series,
-            "studies-instances": self.fetch_instances,
-        }
-        table = event.table.id or "studies-table"
-        fetch[table](event.offset, self.shown.get(table))
+        done(await asyncio.to_thread(work))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.action_open()
-
-    # -- selection -----------------------------------------------------------------------
-
-    def selected(self) -> Selection | None:
-        """The row under the cursor as an action's target; says so when there is none."""
-        key = self.current_table.selected_key()
-        selection = None
-        if key is not None and self.level == "STUDY" and key in self.study_rows:
-            selection = Selection(
-                Target("STUDY", key), f"study {study_label(self.study_rows[key])}"
-            )
-        elif key is not None and self.level == "SERIES" and key in self.series_rows:
-            assert self.study is not None
-            selection = Selection(
-                Target("SERIES", self.study.study_iuid, key), series_label(self.series_rows[key])
-            )
-        elif key is not None and self.level == "IMAGE" and key in self.instance_rows:
-            assert self.study is not None and self.series is not None
-            row = self.instance_rows[key]
-            selection = Selection(
-                Target("IMAGE", self.study.study_iuid, self.series.series_iuid, key),
-                f"instance {row.number or key}",
-            )
-        if selection is None:
-            self.notify("Nothing selected", severity="warning")
-        return selection
 
     def action_open(self) -> None:
         """Open the series of the study, the instances of the series, or the image of the
@@ -399,337 +399,20 @@ class StudiesView(View):
         if self.level == "STUDY" and key in self.study_rows:
             self.study, self.level = self.study_rows[key], "SERIES"
             self.table_of("SERIES").show([], 0, 0)
-            self._show_level()
+            self.show_level()
             self.focus_default()
             self.fetch_series(0)
         elif self.level == "SERIES" and key in self.series_rows:
             self.series, self.level = self.series_rows[key], "IMAGE"
             self.table_of("IMAGE").show([], 0, 0)
-            self._show_level()
+            self.show_level()
             self.focus_default()
             self.fetch_instances(0)
 
     # -- actions -------------------------------------------------------------------------
-
-    def _ask(
-        self,
-        question: str,
-        value: str,
-        answered: Callable[[str | None], None],
-        *,
-        paths: bool = False,
-    ) -> None:
-        prompt = Prompt(question + " ", value=value, suggester=PathSuggester() if paths else None)
-        prompt.add_class("question")
-        self.app.push_screen(prompt, answered)
 
     def action_search(self) -> None:
         self.query_one("#studies-patient_name", Input).focus()
 
     def action_refresh(self) -> None:
         self.reload()
-
-    def action_attributes(self) -> None:
-        selection = self.selected()
-        if selection is None:
-            return
-        services, view = self.services, self.criteria.view(self.services.config)
-
-        def shown(ds: Any) -> None:
-            heading = f"Attributes of {selection.label}"
-            self.app.push_screen(AttributesScreen(heading, ds, selection.target.uid))
-
-        self.background(
-            lambda: attributes_of(services, selection.target, view), shown, group="studies-action"
-        )
-
-    def action_view_image(self) -> None:
-        selection = self.selected()
-        if selection is None:
-            return
-        target = selection.target
-        if target.level == "IMAGE":
-            self._open_image(target.sop_iuid)
-            return
-        services, ae_title = self.services, self.criteria.ae_title
-
-        def found(sop_iuid: str | None) -> None:
-            if sop_iuid is None:
-                self.notify(f"No instance in {selection.label}", severity="warning")
-            else:
-                self._open_image(sop_iuid)
-
-        self.background(
-            lambda: studies.first_instance(
-                services, target.study_iuid, target.series_iuid, ae_title=ae_title
-            ),
-            found,
-            group="studies-action",
-        )
-
-    def _open_image(self, sop_iuid: str) -> None:
-        self.app.push_screen(ImageScreen(sop_iuid))
-
-    def action_upload(self) -> None:
-        selection = self.selected()
-        if selection is None or selection.target.level != "STUDY":
-            return
-
-        def uploaded(sop_iuid: str | None) -> None:
-            if sop_iuid:
-                self.reload()
-
-        self.app.push_screen(UploadScreen(selection.target.study_iuid), uploaded)
-
-    def _progress(self, label: str, total: int | None) -> Callable[..., None]:
-        """Show the progress line; returns `advance(done, total=None)` for a worker thread
-        to call with the count done so far. The bar is redrawn at most ten times a second:
-        each redraw waits for the UI thread."""
-        box = self.query_one("#studies-progress")
-        bar = self.query_one("#studies-progress-bar", ProgressBar)
-        self.query_one("#studies-progress-label", Label).update(label)
-        bar.update(total=total, progress=0)
-        box.display = True
-        shown = [0.0]
-
-        def advance(done: int, total: int | None = total) -> None:
-            now = time.monotonic()
-            if now - shown[0] >= 0.1 or done == total:
-                shown[0] = now
-                self.app.call_from_thread(bar.update, total=total, progress=done)
-
-        return advance
-
-    def _progress_done(self) -> None:
-        self.query_one("#studies-progress").display = False
-
-    def action_download(self, typed: str = "") -> None:
-        selection = self.selected()
-        if selection is None:
-            return
-        services, view = self.services, self.criteria.view(self.services.config)
-
-        def answered(text: str | None) -> None:
-            if not text or not text.strip():
-                return
-            folder = Path(text.strip()).expanduser()
-            advance = self._progress(f"Downloading {selection.label}", None)
-
-            def finished(result: Downloaded) -> None:
-                self._progress_done()
-                self.notify(
-                    f"Downloaded {result.files} file{'s' if result.files != 1 else ''} "
-                    f"({show_size(result.size)}) of {selection.label} to {result.folder}"
-                )
-
-            def failed(exc: BaseException) -> None:
-                self._progress_done()
-                self.notify(str(exc), title="Download failed", severity="error")
-                self.action_download(text)
-
-            self.background(
-                lambda: download(services, selection.target, folder, view=view, progress=advance),
-                finished,
-                group="studies-download",
-                failed=failed,
-            )
-
-        self._ask(
-            f"Download {selection.label} into folder:", typed or "downloads", answered, paths=True
-        )
-
-    def action_edit(self) -> None:
-        selection = self.selected()
-        if selection is None or selection.target.level not in EDITABLE:
-            return
-        services, target = self.services, selection.target
-        is_study = target.level == "STUDY"
-        fields = STUDY_FIELDS if is_study else SERIES_FIELDS
-
-        def opened(values: dict[str, str]) -> None:
-            def save(form: FieldForm, typed: dict[str, str]) -> None:
-                def saved(changed: bool) -> None:
-                    form.dismiss(None)
-                    self.notify(f"Saved {selection.label}" if changed else "Nothing changed")
-                    if changed:
-                        self.reload()
-
-                def refused(exc: BaseException) -> None:
-                    form.refused(str(exc))
-                    self.notify(str(exc), title="Not saved", severity="error")
-
-                edit = edit_study if is_study else edit_series
-                self.background(
-                    lambda: edit(services, target.uid, typed),
-                    saved,
-                    group="studies-action",
-                    failed=refused,
-                )
-
-            self.app.push_screen(EditForm(f"Edit {selection.label}", fields, values, save))
-
-        def current() -> dict[str, str]:
-            if is_study:
-                return study_details(services, target.uid).values
-            return series_values(services, target.uid)
-
-        self.background(current, opened, group="studies-action")
-
-    def _study_prompt(
-        self,
-        question: str,
-        start: Callable[[StudyDetails], str],
-        apply: Callable[[str, str], str | None],
-        said: Callable[[str | None], str],
-        typed: str | None = None,
-    ) -> None:
-        """Ask for one value of the study under the cursor (starting from its current
-        value, or from what was typed before an error) and apply it in a worker."""
-        selection = self.selected()
-        if selection is None or selection.target.level != "STUDY":
-            return
-        services, uid = self.services, selection.target.uid
-
-        def ask(value: str) -> None:
-            def answered(text: str | None) -> None:
-                if text is None:
-                    return
-
-                def failed(exc: BaseException) -> None:
-                    self.notify(str(exc), title="Not changed", severity="error")
-                    self._study_prompt(question, start, apply, said, text)
-
-                self.background(
-                    lambda: apply(uid, text),
-                    lambda stored: self.notify(f"{said(stored)} for {selection.label}"),
-                    group="studies-action",
-                    failed=failed,
-                )
-
-            self._ask(question, value, answered)
-
-        if typed is not None:
-            ask(typed)
-        else:
-            self.background(
-                lambda: start(study_details(services, uid)), ask, group="studies-action"
-            )
-
-    def action_expiration(self) -> None:
-        services = self.services
-        self._study_prompt(
-            "Expiration date (YYYYMMDD, empty clears):",
-            lambda details: details.expiration_date,
-            lambda uid, text: set_expiration_date(services, uid, text),
-            lambda stored: (
-                f"Expiration date {show_date(stored)}" if stored else "Expiration date cleared"
-            ),
-        )
-
-    def action_access_control(self) -> None:
-        services = self.services
-        self._study_prompt(
-            "Access control ID (empty clears):",
-            lambda details: details.access_control_id,
-            lambda uid, text: set_access_control_id(services, uid, text),
-            lambda value: f"Access control ID {value}" if value else "Access control ID cleared",
-        )
-
-    def action_delete(self) -> None:
-        selection = self.selected()
-        if selection is None:
-            return
-        services, target = self.services, selection.target
-
-        def counted(instances: int) -> None:
-            question = (
-                f"Delete {selection.label} permanently, with its {instances} "
-                f"instance{'s' if instances != 1 else ''} (files and records)? "
-                "This cannot be undone."
-            )
-            if target.level == "IMAGE":
-                question = (
-                    f"Delete {selection.label} permanently (file and record)? "
-                    "This cannot be undone."
-                )
-
-            def answer(yes: bool | None) -> None:
-                if yes:
-                    run(instances)
-
-            self.app.push_screen(Confirm(question, yes="Delete"), answer)
-
-        def run(instances: int) -> None:
-            advance = self._progress(f"Deleting {selection.label}", instances)
-
-            def finished(deleted: Deleted) -> None:
-                self._progress_done()
-                self.notify(
-                    f"Deleted {selection.label}: {deleted.instances} instance"
-                    f"{'s' if deleted.instances != 1 else ''}, {deleted.files} "
-                    f"file{'s' if deleted.files != 1 else ''}"
-                )
-                self._after_delete(target)
-
-            def failed(exc: BaseException) -> None:
-                self._progress_done()
-                self.notify(str(exc), title="Delete failed", severity="error")
-                self.reload()
-
-            self.background(
-                lambda: delete_permanently(services, target.level, target.uid, progress=advance),
-                finished,
-                group="studies-delete",
-                failed=failed,
-            )
-
-        self.background(
-            lambda: count_instances(services, target.level, target.uid),
-            counted,
-            group="studies-action",
-        )
-
-    def _after_delete(self, target: Target) -> None:
-        """Show the list again without what was deleted: a page left empty goes back a
-        page; the series or study opened goes too when it had nothing else (deleting
-        its last instance or series deletes it), and the view goes back up."""
-        table = self.current_table
-        up = 0
-        if target.level != "STUDY" and table.total == 1:
-            up = 1
-            if target.level == "IMAGE" and self.table_of("SERIES").total == 1:
-                up = 2
-        for _ in range(up):
-            self.back()
-        table = self.current_table
-        if len(table.rows) == 1 and table.page_offset > 0:
-            # The row gone was the only one of its page.
-            table.page_offset = max(0, table.page_offset - table.page_size)
-        if self.level == "STUDY":
-            self.total = None
-        self.reload()
-
-    def action_csv(self, typed: str = "") -> None:
-        if self.level != "STUDY":
-            return
-        services, criteria = self.services, self.criteria
-
-        def answered(text: str | None) -> None:
-            if not text or not text.strip():
-                return
-            path = Path(text.strip()).expanduser()
-
-            def failed(exc: BaseException) -> None:
-                self.notify(str(exc), title="CSV not saved", severity="error")
-                self.action_csv(text)
-
-            self.background(
-                lambda: studies.save_csv(services, criteria, path),
-                lambda count: self.notify(
-                    f"Saved {count} stud{'y' if count == 1 else 'ies'} as CSV to {path}"
-                ),
-                group="studies-csv",
-                failed=failed,
-            )
-
-        self._ask("Save the result list as CSV to:", typed or "studies.csv", answered, paths=True)

@@ -3,10 +3,12 @@ PNG image, or an MP4 video (core.services.upload, through the one ingest path)."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -16,7 +18,6 @@ from textual.widgets import Input, Label, Static
 
 from core.services.upload import KINDS, Uploaded, describe_study, upload
 from tui.widgets.path_suggester import PathSuggester
-from tui.widgets.view import Background
 
 if TYPE_CHECKING:
     from core.services.context import ServiceContext
@@ -30,7 +31,7 @@ _OUTCOMES: dict[str, tuple[str, SeverityLevel]] = {
 }
 
 
-class UploadScreen(Background, ModalScreen[str | None]):
+class UploadScreen(ModalScreen[str | None]):
     """`UploadScreen(study_instance_uid)`: type a path, enter uploads it. Dismisses with
     the SOP Instance UID stored, or None on escape; on an error the typed path stays."""
 
@@ -69,14 +70,11 @@ class UploadScreen(Background, ModalScreen[str | None]):
             )
             yield Static("enter upload · tab complete · esc cancel", id="upload-state")
 
-    def on_mount(self) -> None:
+    @work(group="describe", exit_on_error=False)
+    async def on_mount(self) -> None:
         self.query_one(Input).focus()
-        services, uid = self.services, self.study_instance_uid
-        self.background(
-            lambda: describe_study(services, uid),
-            lambda text: self.query_one("#upload-study", Static).update(Text(text)),
-            group="describe",
-        )
+        text = await asyncio.to_thread(describe_study, self.services, self.study_instance_uid)
+        self.query_one("#upload-study", Static).update(Text(text))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -98,13 +96,17 @@ class UploadScreen(Background, ModalScreen[str | None]):
         self.busy = True
         field.disabled = True
         self._state(f"Uploading {path}…")
-        services, uid = self.services, self.study_instance_uid
-        self.background(
-            lambda: upload(services, uid, path),
-            self._uploaded,
-            group="upload",
-            failed=self._failed,
-        )
+        self.run_upload(path)
+
+    @work(group="upload", exit_on_error=False)
+    async def run_upload(self, path: str) -> None:
+        """Store the file off the UI thread and say what became of it."""
+        try:
+            result = await asyncio.to_thread(upload, self.services, self.study_instance_uid, path)
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self._uploaded(result)
 
     def _state(self, text: str) -> None:
         self.query_one("#upload-state", Static).update(Text(text))

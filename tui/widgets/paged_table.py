@@ -1,11 +1,14 @@
 """A result table paged in the database: the view fetches one page at a time (offset,
 limit) in a worker and hands it to `show`; `]` and `[` ask for the next and previous page.
+Without a configured page size, a page is as many rows as the table shows: a new height
+asks for the page again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -45,11 +48,21 @@ class PagedTable(Vertical):
             return self.table
 
     def __init__(
-        self, columns: Sequence[str], *, page_size: int = 50, id: str | None = None
+        self,
+        columns: Sequence[str],
+        *,
+        page_size: int = 50,
+        fixed: bool = True,
+        id: str | None = None,
     ) -> None:
         super().__init__(id=id)
         self.columns = list(columns)
         self.page_size = page_size
+        # False: the page size follows the height (page_size is the start until laid out).
+        self.fixed = fixed
+        # The page size of the pages asked for so far.
+        self.asked = page_size
+        self.read_at = ""
         # Not `offset`: Widget.offset is a style property (where the widget is drawn).
         self.page_offset = 0
         self.total = 0
@@ -66,12 +79,37 @@ class PagedTable(Vertical):
     def table(self) -> DataTable[object]:
         return self.query_one(DataTable)
 
-    def show(self, rows: Sequence[Row], total: int, offset: int) -> None:
-        """Show one page: `rows` (key, cells) starting at `offset` of `total` matches."""
+    def show(self, rows: Sequence[Row], total: int, offset: int, read_at: str = "") -> None:
+        """Show one page: `rows` (key, cells) starting at `offset` of `total` matches,
+        read at `read_at` (a time of day, said in the pager line)."""
         self.rows = list(rows)
         self.total = total
         self.page_offset = offset
+        self.read_at = read_at
         self._fill()
+        self._fit()
+
+    def on_resize(self, event: events.Resize) -> None:
+        rows = self.rows_shown()
+        if self.fixed or rows < 1 or rows == self.page_size:
+            return
+        self.page_size = rows
+        if self.read_at:
+            self._fit()
+
+    def _fit(self) -> None:
+        """Ask again for the page shown when the size changed since it was asked for (it
+        was read before the table was laid out, or the window was resized); only once a
+        page is shown, since a request while one runs would cancel it. The first row
+        stays: the page starts where it did."""
+        if self.page_size != self.asked:
+            self.asked = self.page_size
+            self.post_message(self.PageRequested(self, self.page_offset))
+
+    def rows_shown(self) -> int:
+        """How many rows fit: the height less the pager, the header and a scrollbar."""
+        table = self.table
+        return self.size.height - 1 - table.header_height - table.scrollbar_size_horizontal
 
     def _fill(self) -> None:
         table = self.table
@@ -84,8 +122,9 @@ class PagedTable(Vertical):
 
     def summary(self) -> str:
         """E.g. "51-100 of 1,234 · page 2/25 · ] next  [ previous"."""
+        read = f" · read at {self.read_at}" if self.read_at else ""
         if not self.total:
-            return "no matches"
+            return "no matches" + read
         last = self.page_offset + len(self.rows)
         pages = -(-self.total // self.page_size)
         page = self.page_offset // self.page_size + 1
@@ -94,7 +133,7 @@ class PagedTable(Vertical):
             text += f" · filter {self.filter_text!r}: {self.table.row_count} shown"
         if pages > 1:
             text += " · ] next  [ previous"
-        return text
+        return text + read
 
     def filter(self, text: str) -> None:
         """Show the rows of this page that contain `text` (empty: all)."""

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
 from textual.suggester import Suggester, SuggestFromList
 from textual.widgets import Input, Label
+
+from tui.widgets.path_suggester import PathSuggester
+from tui.widgets.view import reason
+
+if TYPE_CHECKING:
+    from textual.dom import DOMNode
 
 
 class Prompt(ModalScreen[str | None]):
@@ -56,3 +65,37 @@ class Prompt(ModalScreen[str | None]):
         field = self.query_one(Input)
         field.cursor_position = len(field.value)
         field.action_cursor_right()  # at the end of the line this accepts the suggestion
+
+
+def question(text: str, value: str = "", *, paths: bool = False) -> Prompt:
+    """A prompt asking `text` (the whole question shows, not a one-character prefix),
+    starting from `value`; with `paths`, typed paths are completed."""
+    prompt = Prompt(text + " ", value=value, suggester=PathSuggester() if paths else None)
+    prompt.add_class("question")
+    return prompt
+
+
+async def ask_until_done(
+    node: DOMNode,
+    prompt: Callable[[str], Prompt],
+    typed: str,
+    attempt: Callable[[str], Awaitable[str | None]],
+    failed: str,
+) -> None:
+    """In a worker: ask with `prompt(typed)` and run `attempt` on the answer, then say
+    what it returns (None: nothing was done, e.g. an empty answer). An error is said
+    under the title `failed` and the question comes again with what was typed; esc
+    ends it."""
+    while True:
+        text = await node.app.push_screen_wait(prompt(typed))
+        if text is None:
+            return
+        typed = text
+        try:
+            said = await attempt(text)
+        except Exception as exc:
+            node.notify(reason(exc), title=failed, severity="error")
+            continue
+        if said:
+            node.notify(said)
+        return

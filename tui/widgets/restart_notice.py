@@ -3,17 +3,19 @@ after a restart (ports, AEs, database...), checked every few seconds in a worker
 
 from __future__ import annotations
 
+import asyncio
+
+from textual import work
 from textual.widgets import Static
 
 from core.config import ConfigError
 from core.services.config_edit import pending_restart
 from tui.widgets.live import showing
-from tui.widgets.view import Background
 
 CHECK_SECONDS = 5.0
 
 
-class RestartNotice(Background, Static):
+class RestartNotice(Static):
     """Hidden while the file matches the running archive; otherwise names the settings
     waiting for a restart (or why the file does not load)."""
 
@@ -29,7 +31,8 @@ class RestartNotice(Background, Static):
         if self.parent is not None and showing(self.parent):
             self.check()
 
-    def check(self) -> None:
+    @work(exclusive=True, group="restart-notice", exit_on_error=False)
+    async def check(self) -> None:
         """Compare the file with the running archive's settings, off the UI thread."""
         services = self.app.services  # type: ignore[attr-defined]
 
@@ -44,8 +47,6 @@ class RestartNotice(Background, Static):
                 f"Restart the archive to apply these changes of config.toml: {', '.join(pending)}"
             )
 
-        def done(text: str) -> None:
-            self.update(text)
-            self.display = bool(text)
-
-        self.background(work, done, group="restart-notice")
+        text = await asyncio.to_thread(work)
+        self.update(text)
+        self.display = bool(text)

@@ -23,7 +23,8 @@ def filter_rows(table: DataTable, rows: Sequence[Sequence[object]], text: str) -
 
 def sync_rows(table: DataTable, rows: dict[str, Sequence[object]]) -> None:
     """Bring `table` to `rows` (key -> cells) in place: update changed cells, add new rows,
-    remove gone ones; a live table never flickers or loses its cursor."""
+    remove gone ones; a live table never flickers or loses its cursor. A column widens
+    when a value outgrows it (a growing count is never cut)."""
     columns = list(table.columns)
     current = {str(key.value) for key in table.rows}
     with table.app.batch_update():
@@ -33,6 +34,6 @@ def sync_rows(table: DataTable, rows: dict[str, Sequence[object]]) -> None:
             if key in current:
                 for column, value in zip(columns, cells, strict=False):
                     if table.get_cell(key, column) != value:
-                        table.update_cell(key, column, value)
+                        table.update_cell(key, column, value, update_width=True)
             else:
                 table.add_row(*cells, key=key)

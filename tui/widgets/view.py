@@ -1,11 +1,12 @@
-"""The base of every tab: access to the archive's services, work off the UI thread
-(`Background`, which screens use too), and the hooks the app's global keys call (`/`
-filter, `esc` back, refresh)."""
+"""The base of every tab: access to the archive's services, the failures of its workers
+said, re-reading when entered, and the hooks the app's global keys call (`/` filter,
+`esc` back, refresh). Work off the UI thread is Textual's `@work`: a worker awaits the
+blocking call in a thread (`asyncio.to_thread`) and shows its result itself."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+import time
+from typing import TYPE_CHECKING
 
 from textual.containers import Vertical
 from textual.worker import Worker, WorkerState
@@ -14,69 +15,37 @@ if TYPE_CHECKING:
     from core.services.context import ServiceContext
     from tui.app import PacsConsole
 
-T = TypeVar("T")
+# A view shown this soon after it was mounted has just read its data: no second read.
+FRESH_SECONDS = 1.0
 
 
-class Background:
-    """Blocking work off the UI thread, for a widget or a screen: `background` runs it in
-    a thread worker and hands the result to the UI thread."""
-
-    def background(
-        self,
-        work: Callable[[], T],
-        done: Callable[[T], Any],
-        *,
-        group: str,
-        failed: Callable[[BaseException], Any] | None = None,
-        exclusive: bool = True,
-    ) -> Worker[T]:
-        """Run blocking `work` (database, files, network) in a thread; `done` gets its
-        result on the UI thread; an exception is shown as a notification with the reason
-        (or passed to `failed`). A newer call of the same group cancels an older one."""
-
-        def run() -> T:
-            return work()
-
-        worker = self.run_worker(
-            run, thread=True, exclusive=exclusive, group=group, exit_on_error=False
-        )
-
-        def on_state(event: Worker.StateChanged) -> None:
-            if event.worker is not worker:
-                return
-            if event.state == WorkerState.SUCCESS:
-                done(worker.result)  # type: ignore[arg-type]
-            elif event.state == WorkerState.ERROR and worker.error is not None:
-                if failed is not None:
-                    failed(worker.error)
-                else:
-                    self.notify(_reason(worker.error), title="Failed", severity="error")
-
-        self._worker_callbacks[worker] = on_state
-        return worker
-
-    @property
-    def _worker_callbacks(self) -> dict[Worker[Any], Callable[[Worker.StateChanged], None]]:
-        callbacks = self.__dict__.get("_background_callbacks")
-        if callbacks is None:
-            callbacks = self.__dict__["_background_callbacks"] = {}
-        return callbacks
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        callback = self._worker_callbacks.get(event.worker)
-        if callback is not None:
-            if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-                del self._worker_callbacks[event.worker]
-            callback(event)
-
-
-class View(Background, Vertical):
+class View(Vertical):
     """A tab of the console. Subclasses fill `compose`, declare BINDINGS with ids, and
     override `filter`, `back` and `reload` as they need."""
 
     DEFAULT_CSS = "View { height: 1fr; }"
     #: One line shown at the top of the `?` keys screen.
     HELP = ""
+
+    def on_mount(self) -> None:
+        self._mounted = time.monotonic()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # A worker's unexpected failure is said, with its reason (workers that expect
+        # one, e.g. a refused value, catch it and say so themselves).
+        worker = event.worker
+        if event.state == WorkerState.ERROR and worker.error is not None:
+            self.notify(reason(worker.error), title="Failed", severity="error")
+
+    def entered(self) -> None:
+        """The view came to the front (its tab, or its mode): read its data again, never
+        showing what was read when it was last seen."""
+        if time.monotonic() - self._mounted > FRESH_SECONDS:
+            self.reload()
+
+    def read_at(self) -> str:
+        """The time of day now, for "read at 12:03:44" (the console's clock)."""
+        return time.strftime("%H:%M:%S", time.localtime(self.console.clock()))
 
     @property
     def console(self) -> PacsConsole:
@@ -106,7 +75,8 @@ class View(Background, Vertical):
                 return
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """The first line of an error's message (a database error's own, not SQLAlchemy's)."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     return first[:300]
