@@ -17,6 +17,7 @@ from textual.screen import Screen
 
 import tui.widgets.picture  # noqa: F401 - asks the terminal about graphics before Textual reads keys
 from tui import views
+from tui.key_order import KeysInOrder
 from tui.screens.keys import KeysScreen
 from tui.screens.mode import ModeScreen
 from tui.widgets.confirm import Confirm
@@ -72,7 +73,7 @@ class ViewCommands(Provider):
                 yield Hit(score, matcher.highlight(text), command, help=help_text)
 
 
-class PacsConsole(App[None]):
+class PacsConsole(KeysInOrder):
     """The pacs-console application. `archive` is the in-process archive (None when
     attached to a running `serve`); `clock` is injectable for tests."""
 
