@@ -5,6 +5,7 @@ command palette (ctrl+p) with every view and action."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -221,20 +222,32 @@ class PacsConsole(KeysInOrder):
         )
 
     async def action_quit(self) -> None:
-        if self.archive is not None and self.open_associations() > 0:
-
-            def answer(yes: bool | None) -> None:
-                if yes:
-                    self.exit()
-
-            self.push_screen(
-                Confirm("Associations are open. Quit and stop the archive?", yes="Quit"), answer
-            )
+        """Quit; with the archive in-process and associations open, ask first, saying
+        what quitting stops. Attached, the archive is another process's: quit at once."""
+        peers = self.open_associations() if self.archive is not None else []
+        if not peers:
+            self.exit()
             return
-        self.exit()
 
-    def open_associations(self) -> int:
-        """Open associations of the archive (all its processes)."""
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(Confirm(stopping_question(peers), yes="Quit"), answer)
+
+    def open_associations(self) -> list[str]:
+        """The peer (calling AE title) of each open association of the archive, all its
+        processes."""
         from core.services.status import run_dir, snapshot
 
-        return len(snapshot(run_dir(self.services.config.storage.path)).associations)
+        board = snapshot(run_dir(self.services.config.storage.path))
+        return [str(a.get("remote_ae") or "?") for a in board.associations]
+
+
+def stopping_question(peers: list[str]) -> str:
+    """E.g. "3 associations are open (MODALITY x2, CT1): quitting stops the archive and
+    ends them. Quit?"."""
+    counts = Counter(peers)
+    named = ", ".join(f"{peer} x{n}" if n > 1 else peer for peer, n in counts.most_common())
+    what = "1 association is" if len(peers) == 1 else f"{len(peers)} associations are"
+    return f"{what} open ({named}): quitting stops the archive and ends them. Quit?"

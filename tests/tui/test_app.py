@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from textual.widgets import DataTable
 
+from core.services.context import ServiceContext
 from core.services.status import run_dir
 from tests.tui import fixtures
 from tui import views
@@ -136,27 +137,38 @@ async def test_a_view_that_fails_to_load_leaves_the_console_usable(
         assert view_name(app) == "device"
 
 
-async def test_quit_asks_while_associations_are_open(make_console: Console) -> None:
-    """ctrl+q with an open association (published by a serving process) asks first: `n`
-    keeps the console running, `y` quits."""
-    app = make_console(start_view="device")
+def publish_associations(app: PacsConsole, *peers: str) -> None:
+    """A serving process's status file with open associations from `peers`."""
     folder = run_dir(app.services.config.storage.path)
     folder.mkdir(parents=True, exist_ok=True)
+    opened = [{"opened": "2026-01-15T11:59:00", "remote_ae": peer} for peer in peers]
     (folder / "status-1.json").write_text(
         json.dumps(
             {
                 "pid": 1,
                 "written": fixtures.NOW + 1e9,  # never stale for this test
-                "associations": [{"opened": "2026-01-15T11:59:00", "remote_ae": "MODALITY"}],
+                "associations": opened,
                 "buckets": [],
             }
         )
     )
+
+
+async def test_quit_asks_while_associations_are_open(make_console: Console) -> None:
+    """ctrl+q with open associations (published by a serving process) asks first and
+    says what stops: how many, with which peers; `n` keeps the console running, `y`
+    quits."""
+    app = make_console(start_view="device")
+    publish_associations(app, "MODALITY", "CT1", "MODALITY")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert isinstance(app.screen, Confirm)
+        assert app.screen.question == (
+            "3 associations are open (MODALITY x2, CT1): quitting stops the archive and "
+            "ends them. Quit?"
+        )
         await pilot.press("n")
         await pilot.pause()
         assert app.is_running
@@ -165,6 +177,22 @@ async def test_quit_asks_while_associations_are_open(make_console: Console) -> N
         await pilot.press("y")
         await pilot.pause()
     assert app.return_code == 0
+
+
+async def test_quit_at_once_without_associations_or_when_attached(
+    console_services: ServiceContext, make_console: Console
+) -> None:
+    """No association open: ctrl+q quits at once. Attached (the archive is `serve`'s),
+    open associations are not the console's to stop: it quits at once too."""
+    for app in (make_console(start_view="device"), PacsConsole(console_services, None)):
+        if app.attached:
+            publish_associations(app, "MODALITY")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.press("ctrl+q")
+            await pilot.pause()
+            assert not app.is_running
+        assert app.return_code == 0
 
 
 async def test_archive_aes_tab_says_when_config_changes_need_a_restart(
