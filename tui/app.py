@@ -44,7 +44,8 @@ def view_bindings(screen: Screen[object]) -> list[tuple[DOMNode, Binding]]:
 
 
 class ViewCommands(Provider):
-    """The palette's commands: go to any view, and every action of the current view."""
+    """The palette's commands: go to any view, and every action of every view (choosing
+    one switches to its view and runs it there)."""
 
     def _commands(self) -> Iterable[tuple[str, Callable[[], object], str]]:
         app: PacsConsole = self.app  # type: ignore[assignment]
@@ -54,13 +55,18 @@ class ViewCommands(Provider):
                 lambda name=spec.name: app.show_view(name),
                 f":{spec.name}",
             )
-        title = app.current_view_title()
-        for node, binding in view_bindings(self.screen):
-            yield (
-                f"{title}: {binding.description}",
-                lambda action=binding.action, n=node: app.run_action(action, n),
-                f"key {app.get_key_display(binding)}",
-            )
+        for spec in views.VIEWS:
+            try:
+                keys = spec.view_class().BINDINGS
+            except Exception:  # a view that fails to load says why in its tab
+                continue
+            for binding in keys:
+                if isinstance(binding, Binding) and binding.description:
+                    yield (
+                        f"{spec.title}: {binding.description}",
+                        lambda name=spec.name, action=binding.action: app.run_in_view(name, action),
+                        f"key {app.get_key_display(binding)}",
+                    )
 
     async def discover(self) -> Hits:
         for text, command, help_text in self._commands():
@@ -164,6 +170,17 @@ class PacsConsole(KeysInOrder):
         if screen is not None:
             screen.show_view(spec.name)
 
+    def run_in_view(self, name: str, action: str) -> None:
+        """Switch to view `name` and run its `action` there (from the palette)."""
+        self.show_view(name)
+
+        async def run() -> None:
+            view = self.current_view()
+            if view is not None:
+                await self.run_action(action, view)
+
+        self.call_after_refresh(run)
+
     def on_tabbed_content_tab_activated(self, event: object) -> None:
         # Tabs chosen with the mouse or the keyboard join the history too.
         view = self.current_view()
@@ -192,17 +209,21 @@ class PacsConsole(KeysInOrder):
 
         def apply(text: str | None) -> None:
             if text is not None:
+                view.filter_text = text.strip()
                 view.filter(text)
 
         self.push_screen(Prompt("/"), apply)
 
     def action_back(self) -> None:
+        """Leave a sub-view or drill-down level of the view in front; never another tab."""
         view = self.current_view()
-        if view is not None and view.back():
+        if view is None:
             return
-        if len(self.history) > 1:
-            self.history.pop()
-            self.show_view(self.history[-1], remember=False)
+        if view.filter_text:
+            view.filter_text = ""
+            view.filter("")
+        else:
+            view.back()
 
     def action_keys(self) -> None:
         view = self.current_view()

@@ -12,10 +12,13 @@ from textual.widgets import DataTable
 from core.services.context import ServiceContext
 from core.services.status import run_dir
 from tests.tui import fixtures
+from tests.tui.pilot import settle
 from tui import views
 from tui.app import PacsConsole
 from tui.screens.keys import KeysScreen
 from tui.screens.mode import BrokenView
+from tui.screens.patient_form import PatientForm
+from tui.screens.studies import StudiesView
 from tui.widgets.confirm import Confirm
 from tui.widgets.restart_notice import RestartNotice
 
@@ -28,11 +31,11 @@ def view_name(app: PacsConsole) -> str:
     return str(view.parent.id)
 
 
-async def test_colon_jumps_to_a_view_with_completion_and_esc_goes_back(
+async def test_colon_jumps_to_a_view_with_completion_and_esc_stays(
     make_console: Console,
 ) -> None:
     """`:exp<tab><enter>` opens Exporters (completed from "exp"), `:ae` Archive AEs;
-    esc walks back through the views seen."""
+    esc never switches tabs."""
     app = make_console(start_view="device")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -42,12 +45,9 @@ async def test_colon_jumps_to_a_view_with_completion_and_esc_goes_back(
         await pilot.press("colon", *"ae", "enter")
         await pilot.pause()
         assert view_name(app) == "aes"
-        await pilot.press("escape")
+        await pilot.press("escape", "escape")
         await pilot.pause()
-        assert view_name(app) == "exporters"
-        await pilot.press("escape")
-        await pilot.pause()
-        assert view_name(app) == "device"
+        assert view_name(app) == "aes"
 
 
 async def test_unknown_view_is_named_in_a_notification(make_console: Console) -> None:
@@ -215,3 +215,48 @@ async def test_archive_aes_tab_says_when_config_changes_need_a_restart(
         assert notice.display
         assert "Restart the archive" in str(notice.render()) and "ae" in str(notice.render())
         assert app.services.config.ae[0].port == 11112
+
+
+async def test_esc_clears_the_filter_first_then_goes_up_a_level(make_console: Console) -> None:
+    """`/` filters the list in view; esc clears the filter, then leaves the drill-down
+    level; at the top esc stays on the tab."""
+    app = make_console(start_view="studies")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        view = app.current_view()
+        assert isinstance(view, StudiesView)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert view.level == "SERIES"
+        everything = view.current_table.table.row_count
+        await pilot.press("slash", *"nomatch", "enter")
+        await pilot.pause()
+        assert view.current_table.table.row_count == 0
+        await pilot.press("escape")
+        await pilot.pause()
+        assert view.level == "SERIES" and view.current_table.table.row_count == everything
+        await pilot.press("escape")
+        await settle(pilot)
+        assert view.level == "STUDY"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert view_name(app) == "studies"
+
+
+async def test_palette_lists_the_actions_of_every_view(make_console: Console) -> None:
+    """From Studies, "Patients: create" in the palette switches to Patients and opens the
+    patient form."""
+    app = make_console(start_view="studies")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Patients: create")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, PatientForm)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert view_name(app) == "patients"

@@ -77,6 +77,8 @@ class View(Background, Vertical):
     DEFAULT_CSS = "View { height: 1fr; }"
     #: One line shown at the top of the `?` keys screen.
     HELP = ""
+    #: The filter typed with `/` ("" when none): esc clears it before going back.
+    filter_text = ""
 
     @property
     def console(self) -> PacsConsole:
