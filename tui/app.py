@@ -5,6 +5,7 @@ command palette (ctrl+p) with every view and action."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from textual.screen import Screen
 
 import tui.widgets.picture  # noqa: F401 - asks the terminal about graphics before Textual reads keys
 from tui import views
+from tui.key_order import KeysInOrder
 from tui.screens.keys import KeysScreen
 from tui.screens.mode import ModeScreen
 from tui.widgets.confirm import Confirm
@@ -41,7 +43,8 @@ def view_bindings(screen: Screen[object]) -> list[tuple[DOMNode, Binding]]:
 
 
 class ViewCommands(Provider):
-    """The palette's commands: go to any view, and every action of the current view."""
+    """The palette's commands: go to any view, and every action of every view (choosing
+    one switches to its view and runs it there)."""
 
     def _commands(self) -> Iterable[tuple[str, Callable[[], object], str]]:
         app: PacsConsole = self.app  # type: ignore[assignment]
@@ -51,13 +54,18 @@ class ViewCommands(Provider):
                 lambda name=spec.name: app.show_view(name),
                 f":{spec.name}",
             )
-        title = app.current_view_title()
-        for node, binding in view_bindings(self.screen):
-            yield (
-                f"{title}: {binding.description}",
-                lambda action=binding.action, n=node: app.run_action(action, n),
-                f"key {app.get_key_display(binding)}",
-            )
+        for spec in views.VIEWS:
+            try:
+                keys = spec.view_class().BINDINGS
+            except Exception:  # a view that fails to load says why in its tab
+                continue
+            for binding in keys:
+                if isinstance(binding, Binding) and binding.description:
+                    yield (
+                        f"{spec.title}: {binding.description}",
+                        lambda name=spec.name, action=binding.action: app.run_in_view(name, action),
+                        f"key {app.get_key_display(binding)}",
+                    )
 
     async def discover(self) -> Hits:
         for text, command, help_text in self._commands():
@@ -71,7 +79,7 @@ class ViewCommands(Provider):
                 yield Hit(score, matcher.highlight(text), command, help=help_text)
 
 
-class PacsConsole(App[None]):
+class PacsConsole(KeysInOrder):
     """The pacs-console application. `archive` is the in-process archive (None when
     attached to a running `serve`); `clock` is injectable for tests."""
 
@@ -161,6 +169,17 @@ class PacsConsole(App[None]):
         if screen is not None:
             screen.show_view(spec.name)
 
+    def run_in_view(self, name: str, action: str) -> None:
+        """Switch to view `name` and run its `action` there (from the palette)."""
+        self.show_view(name)
+
+        async def run() -> None:
+            view = self.current_view()
+            if view is not None:
+                await self.run_action(action, view)
+
+        self.call_after_refresh(run)
+
     def on_tabbed_content_tab_activated(self, event: object) -> None:
         # Tabs chosen with the mouse or the keyboard join the history too.
         view = self.current_view()
@@ -189,17 +208,21 @@ class PacsConsole(App[None]):
 
         def apply(text: str | None) -> None:
             if text is not None:
+                view.filter_text = text.strip()
                 view.filter(text)
 
         self.push_screen(Prompt("/"), apply)
 
     def action_back(self) -> None:
+        """Leave a sub-view or drill-down level of the view in front; never another tab."""
         view = self.current_view()
-        if view is not None and view.back():
+        if view is None:
             return
-        if len(self.history) > 1:
-            self.history.pop()
-            self.show_view(self.history[-1], remember=False)
+        if view.filter_text:
+            view.filter_text = ""
+            view.filter("")
+        else:
+            view.back()
 
     def action_keys(self) -> None:
         view = self.current_view()
@@ -219,20 +242,32 @@ class PacsConsole(App[None]):
         )
 
     async def action_quit(self) -> None:
-        if self.archive is not None and self.open_associations() > 0:
-
-            def answer(yes: bool | None) -> None:
-                if yes:
-                    self.exit()
-
-            self.push_screen(
-                Confirm("Associations are open. Quit and stop the archive?", yes="Quit"), answer
-            )
+        """Quit; with the archive in-process and associations open, ask first, saying
+        what quitting stops. Attached, the archive is another process's: quit at once."""
+        peers = self.open_associations() if self.archive is not None else []
+        if not peers:
+            self.exit()
             return
-        self.exit()
 
-    def open_associations(self) -> int:
-        """Open associations of the archive (all its processes)."""
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(Confirm(stopping_question(peers), yes="Quit"), answer)
+
+    def open_associations(self) -> list[str]:
+        """The peer (calling AE title) of each open association of the archive, all its
+        processes."""
         from core.services.status import run_dir, snapshot
 
-        return len(snapshot(run_dir(self.services.config.storage.path)).associations)
+        board = snapshot(run_dir(self.services.config.storage.path))
+        return [str(a.get("remote_ae") or "?") for a in board.associations]
+
+
+def stopping_question(peers: list[str]) -> str:
+    """E.g. "3 associations are open (MODALITY x2, CT1): quitting stops the archive and
+    ends them. Quit?"."""
+    counts = Counter(peers)
+    named = ", ".join(f"{peer} x{n}" if n > 1 else peer for peer, n in counts.most_common())
+    what = "1 association is" if len(peers) == 1 else f"{len(peers)} associations are"
+    return f"{what} open ({named}): quitting stops the archive and ends them. Quit?"

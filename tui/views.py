@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING
@@ -28,10 +27,14 @@ class ViewSpec:
     aliases: tuple[str, ...]
     target: str  # "module:Class"
 
-    def create(self) -> View:
+    def view_class(self) -> type[View]:
+        """The class of the view (its module is imported on first use)."""
         module, _, cls = self.target.partition(":")
-        factory: Callable[[], View] = getattr(import_module(module), cls)
-        return factory()
+        found: type[View] = getattr(import_module(module), cls)
+        return found
+
+    def create(self) -> View:
+        return self.view_class()()
 
 
 VIEWS: tuple[ViewSpec, ...] = (

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from textual import events
 from textual.app import App
+from textual.keys import _character_to_key
 from textual.pilot import Pilot
 
 # Workers still busy after this long are a hang, not slowness.
@@ -38,3 +40,13 @@ def _asking(app: App[object]) -> int:
         for callback in screen._result_callbacks
         if callback.future is not None and not callback.future.done()
     )
+
+
+async def burst(pilot: Pilot, *keys: str) -> None:
+    """Type `keys` as a terminal over SSH delivers them: all in the app's queue before it
+    handles the first (Pilot's `press` waits for the app to be idle after each key)."""
+    for key in keys:
+        name = _character_to_key(key) if len(key) == 1 and not key.isalnum() else key
+        char = key if len(key) == 1 else {"enter": "\r", "tab": "\t", "escape": "\x1b"}.get(key)
+        pilot.app.post_message(events.Key(name, char))
+    await settle(pilot)

@@ -9,12 +9,16 @@ from collections.abc import Callable
 import pytest
 from textual.widgets import DataTable
 
+from core.services.context import ServiceContext
 from core.services.status import run_dir
 from tests.tui import fixtures
+from tests.tui.pilot import settle
 from tui import views
 from tui.app import PacsConsole
 from tui.screens.keys import KeysScreen
 from tui.screens.mode import BrokenView
+from tui.screens.patient_form import PatientForm
+from tui.screens.studies import StudiesView
 from tui.widgets.confirm import Confirm
 from tui.widgets.restart_notice import RestartNotice
 
@@ -27,11 +31,11 @@ def view_name(app: PacsConsole) -> str:
     return str(view.parent.id)
 
 
-async def test_colon_jumps_to_a_view_with_completion_and_esc_goes_back(
+async def test_colon_jumps_to_a_view_with_completion_and_esc_stays(
     make_console: Console,
 ) -> None:
     """`:exp<tab><enter>` opens Exporters (completed from "exp"), `:ae` Archive AEs;
-    esc walks back through the views seen."""
+    esc never switches tabs."""
     app = make_console(start_view="device")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -41,12 +45,9 @@ async def test_colon_jumps_to_a_view_with_completion_and_esc_goes_back(
         await pilot.press("colon", *"ae", "enter")
         await pilot.pause()
         assert view_name(app) == "aes"
-        await pilot.press("escape")
+        await pilot.press("escape", "escape")
         await pilot.pause()
-        assert view_name(app) == "exporters"
-        await pilot.press("escape")
-        await pilot.pause()
-        assert view_name(app) == "device"
+        assert view_name(app) == "aes"
 
 
 async def test_unknown_view_is_named_in_a_notification(make_console: Console) -> None:
@@ -136,27 +137,38 @@ async def test_a_view_that_fails_to_load_leaves_the_console_usable(
         assert view_name(app) == "device"
 
 
-async def test_quit_asks_while_associations_are_open(make_console: Console) -> None:
-    """ctrl+q with an open association (published by a serving process) asks first: `n`
-    keeps the console running, `y` quits."""
-    app = make_console(start_view="device")
+def publish_associations(app: PacsConsole, *peers: str) -> None:
+    """A serving process's status file with open associations from `peers`."""
     folder = run_dir(app.services.config.storage.path)
     folder.mkdir(parents=True, exist_ok=True)
+    opened = [{"opened": "2026-01-15T11:59:00", "remote_ae": peer} for peer in peers]
     (folder / "status-1.json").write_text(
         json.dumps(
             {
                 "pid": 1,
                 "written": fixtures.NOW + 1e9,  # never stale for this test
-                "associations": [{"opened": "2026-01-15T11:59:00", "remote_ae": "MODALITY"}],
+                "associations": opened,
                 "buckets": [],
             }
         )
     )
+
+
+async def test_quit_asks_while_associations_are_open(make_console: Console) -> None:
+    """ctrl+q with open associations (published by a serving process) asks first and
+    says what stops: how many, with which peers; `n` keeps the console running, `y`
+    quits."""
+    app = make_console(start_view="device")
+    publish_associations(app, "MODALITY", "CT1", "MODALITY")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert isinstance(app.screen, Confirm)
+        assert app.screen.question == (
+            "3 associations are open (MODALITY x2, CT1): quitting stops the archive and "
+            "ends them. Quit?"
+        )
         await pilot.press("n")
         await pilot.pause()
         assert app.is_running
@@ -165,6 +177,22 @@ async def test_quit_asks_while_associations_are_open(make_console: Console) -> N
         await pilot.press("y")
         await pilot.pause()
     assert app.return_code == 0
+
+
+async def test_quit_at_once_without_associations_or_when_attached(
+    console_services: ServiceContext, make_console: Console
+) -> None:
+    """No association open: ctrl+q quits at once. Attached (the archive is `serve`'s),
+    open associations are not the console's to stop: it quits at once too."""
+    for app in (make_console(start_view="device"), PacsConsole(console_services, None)):
+        if app.attached:
+            publish_associations(app, "MODALITY")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.press("ctrl+q")
+            await pilot.pause()
+            assert not app.is_running
+        assert app.return_code == 0
 
 
 async def test_archive_aes_tab_says_when_config_changes_need_a_restart(
@@ -187,3 +215,48 @@ async def test_archive_aes_tab_says_when_config_changes_need_a_restart(
         assert notice.display
         assert "Restart the archive" in str(notice.render()) and "ae" in str(notice.render())
         assert app.services.config.ae[0].port == 11112
+
+
+async def test_esc_clears_the_filter_first_then_goes_up_a_level(make_console: Console) -> None:
+    """`/` filters the list in view; esc clears the filter, then leaves the drill-down
+    level; at the top esc stays on the tab."""
+    app = make_console(start_view="studies")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        view = app.current_view()
+        assert isinstance(view, StudiesView)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert view.level == "SERIES"
+        everything = view.current_table.table.row_count
+        await pilot.press("slash", *"nomatch", "enter")
+        await pilot.pause()
+        assert view.current_table.table.row_count == 0
+        await pilot.press("escape")
+        await pilot.pause()
+        assert view.level == "SERIES" and view.current_table.table.row_count == everything
+        await pilot.press("escape")
+        await settle(pilot)
+        assert view.level == "STUDY"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert view_name(app) == "studies"
+
+
+async def test_palette_lists_the_actions_of_every_view(make_console: Console) -> None:
+    """From Studies, "Patients: create" in the palette switches to Patients and opens the
+    patient form."""
+    app = make_console(start_view="studies")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Patients: create")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, PatientForm)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert view_name(app) == "patients"

@@ -136,7 +136,7 @@ async def test_remote_ae_added_in_the_attached_console_is_a_move_destination_of_
         app = PacsConsole(attached, None, start_view="remote")
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause(0.5)
-            await pilot.press("a")
+            await pilot.press("n")
             await pilot.pause()
             await pilot.press(*"NEWPEER", "enter", *"127.0.0.1", "enter", *str(peer_port))
             await pilot.press("enter")

@@ -125,7 +125,7 @@ async def test_refused_create_keeps_the_typed_values(make_console: Console) -> N
         await settle(pilot)
         await pilot.press("n")
         await pilot.pause()
-        await pilot.press(*"Dup^Licate", "tab", *"PID-1", "enter")
+        await pilot.press(*"Dup^Licate", "enter", *"PID-1", "ctrl+s")
         await settle(pilot)
         form = app.screen
         assert isinstance(form, PatientForm)
@@ -134,7 +134,11 @@ async def test_refused_create_keeps_the_typed_values(make_console: Console) -> N
         assert form.query_one("#patient-form-name", Input).value == "Dup^Licate"
         assert form.query_one("#patient-form-patient_id", Input).value == "PID-1"
         assert any("already used" in m for m in messages(app))
+        # esc asks before it drops what was typed.
         await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
         await settle(pilot)
         assert "Dup^Licate" not in names(app)
 

@@ -74,7 +74,7 @@ async def test_add_edit_delete_by_keys_save_the_file_and_apply_at_once(
     before = app.services.config
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, lambda: "STORESCP" in rows(app))
-        await pilot.press("a")
+        await pilot.press("n")
         await pilot.pause()
         assert isinstance(app.screen, RemoteAEForm)
         await pilot.press(*"PACS2", "enter", *"127.0.0.1", "enter", *"4242", "enter")
@@ -106,7 +106,7 @@ async def test_add_edit_delete_by_keys_save_the_file_and_apply_at_once(
         assert app.services.config.remote("PACS2").port == 4243  # type: ignore[union-attr]
 
         # Delete after confirmation.
-        await pilot.press("d")
+        await pilot.press("delete")
         await pilot.pause()
         assert isinstance(app.screen, Confirm)
         await pilot.press("y")
@@ -124,7 +124,7 @@ async def test_a_refused_value_keeps_the_form_and_what_was_typed(make_console: C
     original = path.read_text()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, lambda: "STORESCP" in rows(app))
-        await pilot.press("a", *"PACS2", "tab", *"10.0.0.9", "tab", *"70000", "enter")
+        await pilot.press("n", *"PACS2", "tab", *"10.0.0.9", "tab", *"70000", "enter")
         form = app.screen
         assert isinstance(form, RemoteAEForm)
         error = form.query_one("#remote-form-error", Static)
@@ -150,7 +150,7 @@ async def test_without_a_config_file_edits_say_that_a_file_is_needed(
     app.services.config = app.services.config.model_copy(update={"source": None})
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, lambda: "STORESCP" in rows(app))
-        await pilot.press("a")
+        await pilot.press("n")
         await pilot.pause()
         assert not isinstance(app.screen, RemoteAEForm)
         assert any("--config FILE" in m for m in messages(app))
@@ -171,11 +171,11 @@ async def test_echo_shows_success_with_round_trip_and_failure_with_reason(
     app.services.config = load(path)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, lambda: "PEER" in rows(app))
-        await pilot.press("down", "c")
+        await pilot.press("down", "p")
         await settle(pilot, lambda: rows(app)["PEER"][4].startswith("ok, "))
         assert rows(app)["PEER"][4].endswith(" ms")
         assert any(m.startswith("C-ECHO PEER: success in ") for m in messages(app))
-        await pilot.press("up", "c")
+        await pilot.press("up", "p")
         await settle(pilot, lambda: rows(app)["STORESCP"][4] == "failed")
         failure = next(m for m in messages(app) if m.startswith("C-ECHO STORESCP failed: "))
         assert f"127.0.0.1:{closed}" in failure and "refused" in failure.lower(), failure

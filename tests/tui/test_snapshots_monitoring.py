@@ -192,7 +192,7 @@ def test_remote_ae_form_with_a_refused_value(
 
     async def fill(pilot: Pilot) -> None:
         await until(lambda: _table(app).row_count == 1)(pilot)
-        await pilot.press("a", *"PACS2", "tab", *"10.0.0.9", "tab", *"70000", "enter")
+        await pilot.press("n", *"PACS2", "tab", *"10.0.0.9", "tab", *"70000", "enter")
         await until(refused)(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=fill)

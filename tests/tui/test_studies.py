@@ -114,7 +114,7 @@ async def test_drill_down_to_instances_and_esc_back(make_console: Console) -> No
 
 
 async def test_edit_form_changes_the_row(make_console: Console) -> None:
-    """e on a study opens the form with its values; a new description saved with enter
+    """e on a study opens the form with its values; a new description saved with ctrl+s
     shows in the row."""
     app = make_console()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -125,7 +125,7 @@ async def test_edit_form_changes_the_row(make_console: Console) -> None:
         field = app.screen.query_one("#edit-form-StudyDescription", Input)
         assert field.value == "MR Brain"
         field.value = "MR Head"
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         await settle(pilot)
         assert not isinstance(app.screen, EditForm)
         assert column(app, 5)[0] == "MR Head"
@@ -142,7 +142,7 @@ async def test_edit_form_keeps_typed_values_when_refused(make_console: Console) 
         assert isinstance(form, EditForm)
         form.query_one("#edit-form-StudyDescription", Input).value = "MR Head"
         form.query_one("#edit-form-StudyDate", Input).value = "20261345"
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         await settle(pilot)
         assert app.screen is form
         assert "is no date" in str(form.query_one("#edit-form-error", Static).render())

@@ -26,7 +26,8 @@ PLACEHOLDERS = {
 
 
 class PatientForm(FieldForm):
-    """Calls `save(form, demographics)` on ctrl+s or enter; the caller closes the form
+    """Calls `save(form, demographics)` on ctrl+s or enter in the
+    last field; the caller closes the form
     when saved, or calls `refused(reason)`."""
 
     def __init__(

@@ -12,13 +12,13 @@ from typing import ClassVar, TypeVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Static
 
 from core.services import patients
 from core.services.paging import Page
 from core.services.patients import Demographics, PatientRow, PatientSearch
+from tui import keymap
 from tui.screens.patient_form import PatientForm
 from tui.screens.studies import StudiesView
 from tui.widgets.confirm import Confirm
@@ -84,17 +84,12 @@ class PatientsView(DrillDownView):
         "(`*` `?` wildcards, names ignore case, born 1970-1979); enter on a patient shows "
         "its studies. Merged patients are hidden unless shown with t."
     )
-    BINDINGS = [
-        Binding("n", "create", "create", id="patients-create"),
-        Binding("e", "edit", "edit", id="patients-edit"),
-        Binding("m", "merge", "merge into…", id="patients-merge"),
-        Binding("delete", "delete", "delete", id="patients-delete"),
-        Binding("i", "supplement_issuer", "supplement issuer", show=False, id="patients-issuer"),
-        Binding("s", "open", "studies of the patient", show=False, id="patients-studies"),
-        Binding("t", "toggle_merged", "show/hide merged", show=False, id="patients-merged"),
-        Binding("f", "search", "search form", show=False, id="patients-search"),
-        Binding("r", "refresh", "refresh", show=False, id="patients-refresh"),
-    ]
+    BINDINGS = keymap.bindings(
+        "patients",
+        *("create", "edit", "merge", "delete", "issuer", "open", "merged", "search"),
+        "refresh",
+        open="studies of the patient",
+    )
     DEFAULT_CSS = """
     PatientsView #patients-form { height: 1; background: $panel; }
     PatientsView #patients-form Label { width: auto; padding: 0 1; color: $text-muted; }

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import DataTable
 
 from core.config import Config, RemoteAEConfig
@@ -21,6 +20,7 @@ from core.services.config_edit import (
     update_remote_ae,
 )
 from core.services.verification import echo
+from tui import keymap
 from tui.screens.remote_form import RemoteAEForm
 from tui.widgets.confirm import Confirm
 from tui.widgets.form import FieldForm
@@ -40,12 +40,7 @@ class RemoteAEsView(View):
         "Remote AEs from config.toml. Changes are saved to the file (comments kept) and "
         "used at once by the running archive: no restart needed."
     )
-    BINDINGS = [
-        Binding("a", "add", "add", id="remote-add"),
-        Binding("e", "edit", "edit", id="remote-edit"),
-        Binding("d", "delete", "delete", id="remote-delete"),
-        Binding("c", "echo", "C-ECHO", id="remote-echo"),
-    ]
+    BINDINGS = keymap.bindings("remote", "create", "edit", "delete", "echo")
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,7 +103,7 @@ class RemoteAEsView(View):
         event.stop()
         self.action_edit()
 
-    def action_add(self) -> None:
+    def action_create(self) -> None:
         """Open the form for a new remote AE."""
         path = self._config_file()
         if path is not None:

@@ -10,8 +10,7 @@ FIELDS = (("title", "AE title"), ("host", "Host"), ("port", "Port"))
 
 
 class RemoteAEForm(FieldForm):
-    """Calls `save(form, values)` on ctrl+s or enter in the last field (enter in the
-    others moves on); the caller closes the form when saved, or calls `refused(reason)`."""
+    """A FieldForm: `save(form, values)` on ctrl+s or enter in the last field."""
 
     def __init__(
         self,
@@ -22,6 +21,4 @@ class RemoteAEForm(FieldForm):
         fields = [
             FormField(name, label, values.get(name, ""), max_length=255) for name, label in FIELDS
         ]
-        super().__init__(
-            heading, fields, save, prefix="remote-form", label_width=10, enter_moves_on=True
-        )
+        super().__init__(heading, fields, save, prefix="remote-form", label_width=10)

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
@@ -20,6 +19,7 @@ from core.services import studies
 from core.services.paging import Page
 from core.services.rows import InstanceRow, SeriesRow, StudyRow
 from core.services.studies import StudySearch
+from tui import keymap
 from tui.screens.study_actions import EDITABLE, StudyActions
 from tui.screens.study_rows import (
     INSTANCE_COLUMNS,
@@ -66,21 +66,14 @@ class StudiesView(StudyActions, DrillDownView):
         "ignore case, dates as 20260101-20260131, modality CT or CT\\MR, AE for its view). "
         "enter drills down study → series → instances (→ image); esc goes back up."
     )
-    BINDINGS = [
-        # The table's own enter runs this too; listed here for `?` and the palette.
-        Binding("enter", "open", "open: series, instances, image", show=False, id="studies-open"),
-        Binding("a", "attributes", "attributes", id="studies-attributes"),
-        Binding("v", "view_image", "view image", show=False, id="studies-image"),
-        Binding("d", "download", "download", show=False, id="studies-download"),
-        Binding("e", "edit", "edit", id="studies-edit"),
-        Binding("delete", "delete", "delete", id="studies-delete"),
-        Binding("u", "upload", "upload into the study", show=False, id="studies-upload"),
-        Binding("x", "expiration", "expiration date", show=False, id="studies-expiration"),
-        Binding("c", "access_control", "access control ID", show=False, id="studies-access"),
-        Binding("s", "csv", "save the result list as CSV", show=False, id="studies-csv"),
-        Binding("f", "search", "search form", show=False, id="studies-search"),
-        Binding("r", "refresh", "refresh", show=False, id="studies-refresh"),
-    ]
+    # The table's own enter runs `open` too; it is listed for `?` and the palette.
+    BINDINGS = keymap.bindings(
+        "studies",
+        *("open", "attributes", "image", "download", "edit", "delete", "upload"),
+        *("expiration", "access_control", "csv", "search", "refresh"),
+        open="open: series, instances, image",
+        upload="upload into the study",
+    )
     DEFAULT_CSS = """
     StudiesView .studies-form { height: 1; background: $panel; }
     StudiesView .studies-form Label { width: auto; padding: 0 0 0 1; color: $text-muted; }

@@ -17,7 +17,8 @@ PLACEHOLDERS = {
 
 
 class EditForm(FieldForm):
-    """Calls `save(form, values)` (keyword -> typed text) on ctrl+s or enter; the caller
+    """Calls `save(form, values)` (keyword -> typed text) on ctrl+s or enter in the
+    last field; the caller
     closes the form when saved, or calls `refused(reason)`."""
 
     def __init__(

@@ -16,6 +16,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from tui.widgets.confirm import Confirm
+
 
 @dataclass(frozen=True)
 class FormField:
@@ -30,11 +32,12 @@ class FormField:
 
 
 class FieldForm(ModalScreen[None]):
-    """Calls `save(form, values)` (field name -> typed text) on ctrl+s or enter; the
-    caller closes the form when saved, or calls `refused(reason)`.
+    """Calls `save(form, values)` (field name -> typed text) on ctrl+s, or enter in the
+    last field (enter and tab in the others move to the next); the caller closes the form
+    when saved, or calls `refused(reason)`. esc cancels, asking first if anything was
+    typed. Every form of the console behaves so.
 
-    The widgets' ids start with `prefix`: `#{prefix}-{field name}`, `#{prefix}-error`.
-    With `enter_moves_on`, enter goes to the next field and saves only in the last one."""
+    The widgets' ids start with `prefix`: `#{prefix}-{field name}`, `#{prefix}-error`."""
 
     BINDINGS = [
         Binding("ctrl+s", "save", "save", id="form-save"),
@@ -65,7 +68,6 @@ class FieldForm(ModalScreen[None]):
         *,
         prefix: str,
         label_width: int,
-        enter_moves_on: bool = False,
     ) -> None:
         super().__init__()
         self.heading = heading
@@ -73,15 +75,10 @@ class FieldForm(ModalScreen[None]):
         self.save = save
         self.prefix = prefix
         self.label_width = label_width
-        self.enter_moves_on = enter_moves_on
         self.saving = False
 
     def compose(self) -> ComposeResult:
-        keys = (
-            "enter next field · ctrl+s save · esc cancel"
-            if self.enter_moves_on
-            else "enter/ctrl+s save · tab next field · esc cancel"
-        )
+        keys = "enter/tab next field · ctrl+s save · esc cancel"
         with Vertical(id=f"{self.prefix}-box", classes="form-box"):
             yield Static(
                 self.heading, id=f"{self.prefix}-heading", classes="form-heading", markup=False
@@ -122,11 +119,19 @@ class FieldForm(ModalScreen[None]):
         self.save(self, self.values())
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        if self.values() == {f.name: f.value for f in self.fields}:
+            self.dismiss(None)
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(None)
+
+        self.app.push_screen(Confirm("Discard what was typed?", yes="Discard"), answer)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        if self.enter_moves_on and event.input is not self.query(Input).last():
+        if event.input is not self.query(Input).last():
             self.focus_next()
         else:
             self.action_save()

@@ -65,6 +65,9 @@ class PagedTable(Vertical):
         self.read_at = ""
         # Not `offset`: Widget.offset is a style property (where the widget is drawn).
         self.page_offset = 0
+        # The page last asked for: `]]` typed in a burst steps twice, before either page
+        # has been fetched.
+        self.asked_offset = 0
         self.total = 0
         self.rows: list[Row] = []
         self.filter_text = ""
@@ -84,7 +87,7 @@ class PagedTable(Vertical):
         read at `read_at` (a time of day, said in the pager line)."""
         self.rows = list(rows)
         self.total = total
-        self.page_offset = offset
+        self.page_offset = self.asked_offset = offset
         self.read_at = read_at
         self._fill()
         self._fit()
@@ -148,9 +151,13 @@ class PagedTable(Vertical):
         return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
 
     def action_next_page(self) -> None:
-        if self.page_offset + self.page_size < self.total:
-            self.post_message(self.PageRequested(self, self.page_offset + self.page_size))
+        if self.asked_offset + self.page_size < self.total:
+            self._ask(self.asked_offset + self.page_size)
 
     def action_previous_page(self) -> None:
-        if self.page_offset > 0:
-            self.post_message(self.PageRequested(self, max(0, self.page_offset - self.page_size)))
+        if self.asked_offset > 0:
+            self._ask(max(0, self.asked_offset - self.page_size))
+
+    def _ask(self, offset: int) -> None:
+        self.asked_offset = offset
+        self.post_message(self.PageRequested(self, offset))

@@ -26,6 +26,8 @@ class View(Vertical):
     DEFAULT_CSS = "View { height: 1fr; }"
     #: One line shown at the top of the `?` keys screen.
     HELP = ""
+    #: The filter typed with `/` ("" when none): esc clears it before going back.
+    filter_text = ""
 
     def on_mount(self) -> None:
         self._mounted = time.monotonic()
