@@ -193,7 +193,7 @@ async def test_attached_console_shows_the_studies_and_patients_of_serve_and_edit
         await settle(pilot)
         assert isinstance(app.screen, EditForm)
         app.screen.query_one("#edit-form-StudyDescription", Input).value = "Edited attached"
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         await settle(pilot)
         await pilot.press("colon", *"patients", "enter")
         await settle(pilot)
