@@ -269,7 +269,8 @@ async def test_expiration_date_refused_then_set_keeps_what_was_typed(
     make_console: Console, console_services: ServiceContext
 ) -> None:
     """x asks for the expiration date; a date that is no date is refused with the reason
-    and the prompt comes back with it, to be corrected."""
+    and the prompt comes back with it, to be corrected; the study row then shows the
+    date, and (c) the access control ID."""
     app = make_console()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
@@ -286,6 +287,11 @@ async def test_expiration_date_refused_then_set_keeps_what_was_typed(
         await pilot.press("enter")
         await settle(pilot)
         assert any("Expiration date 2027-01-31 for study MR Brain" in m for m in messages(app))
+        # The study row shows it (the list's last columns but one), and the ID once set.
+        assert column(app, 8)[0] == "2027-01-31"
+        await pilot.press("c", *"RADIOLOGY", "enter")
+        await settle(pilot)
+        assert column(app, 9)[0] == "RADIOLOGY"
     with console_services.db.read() as session:
         stored = session.execute(
             select(Study.expiration_date).where(Study.study_iuid == SMITH.uid)

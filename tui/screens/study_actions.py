@@ -255,6 +255,7 @@ class StudyActions:
 
         async def attempt(text: str) -> str:
             stored = await asyncio.to_thread(value.apply, self.services, uid, text)
+            self.reload()  # the study row shows the value
             return f"{value.said(stored)} for {selection.label}"
 
         current = value.current(await asyncio.to_thread(study_details, self.services, uid))

@@ -7,7 +7,20 @@ from pydicom.uid import UID
 
 from core.services.rows import InstanceRow, SeriesRow, StudyRow
 
-STUDY_COLUMNS = ("Patient", "ID", "Date", "Accession", "Mod.", "Description", "#S", "#I")
+# The expiration date and access control ID come last: they show where the width allows
+# (and by scrolling right at 80 columns).
+STUDY_COLUMNS = (
+    "Patient",
+    "ID",
+    "Date",
+    "Accession",
+    "Mod.",
+    "Description",
+    "#S",
+    "#I",
+    "Expires",
+    "Access ID",
+)
 SERIES_COLUMNS = ("No.", "Mod.", "Description", "Body part", "Date", "Time", "Inst.", "Series UID")
 INSTANCE_COLUMNS = (
     "No.",
@@ -56,6 +69,8 @@ def study_cells(row: StudyRow) -> tuple[str, ...]:
         row.description,
         str(row.series),
         str(row.instances),
+        show_date(row.expiration_date),
+        row.access_control_id,
     )
 
 
