@@ -206,12 +206,18 @@ class PacsConsole(KeysInOrder):
         if view is None:
             return
 
+        # The rows follow the filter as it is typed, in views that can filter.
+        live = view.filter if type(view).filter is not View.filter else None
+        before = view.filter_text
+
         def apply(text: str | None) -> None:
             if text is not None:
                 view.filter_text = text.strip()
                 view.filter(text)
+            elif live is not None:  # esc: the filter there was before
+                live(before)
 
-        self.push_screen(Prompt("/"), apply)
+        self.push_screen(Prompt("/", on_change=live), apply)
 
     def action_back(self) -> None:
         """Leave a sub-view or drill-down level of the view in front; never another tab."""

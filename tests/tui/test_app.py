@@ -91,7 +91,8 @@ async def test_question_mark_lists_the_keys_of_the_view(make_console: Console) -
 
 
 async def test_slash_filters_the_rows_in_view(make_console: Console) -> None:
-    """`/timeout` keeps the timeout rows of the Device view; `/` with nothing shows all."""
+    """`/timeout` keeps the timeout rows of the Device view; `/` with nothing shows all;
+    the rows follow the filter as it is typed, and esc leaves it as it was."""
     app = make_console(start_view="device")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -101,6 +102,13 @@ async def test_slash_filters_the_rows_in_view(make_console: Console) -> None:
         await pilot.pause()
         assert table.row_count == 3
         await pilot.press("slash", "enter")
+        await pilot.pause()
+        assert table.row_count == everything
+        # As it is typed, before enter; esc puts back the filter there was.
+        await pilot.press("slash", *"timeo")
+        await pilot.pause()
+        assert table.row_count == 3
+        await pilot.press("escape")
         await pilot.pause()
         assert table.row_count == everything
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class Prompt(ModalScreen[str | None]):
     """A prompt line; dismisses with the text on Enter, None on Escape. With
     `completions` (or any `suggester`, e.g. of paths), the rest of a matching name is
-    suggested (accept it with right/tab)."""
+    suggested (accept it with right/tab). `on_change` sees the text as it is typed."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="prompt-cancel"),
@@ -35,8 +35,10 @@ class Prompt(ModalScreen[str | None]):
         value: str = "",
         completions: list[str] | None = None,
         suggester: Suggester | None = None,
+        on_change: Callable[[str], None] | None = None,
     ):
         super().__init__()
+        self.on_change = on_change
         self.prefix = prefix
         self.value = value
         self.completions = completions
@@ -54,6 +56,10 @@ class Prompt(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if self.on_change is not None:
+            self.on_change(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
