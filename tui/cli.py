@@ -133,14 +133,16 @@ def _console(config: Config, attach: bool) -> int:
         if terminal is not None:
             os.dup2(terminal, 2)
         return _fail(str(exc))
-    from tui.app import PacsConsole
-
     assert archive.services is not None
     # Textual draws on sys.__stderr__: give it the terminal while fd 2 is the log.
     screen = sys.__stderr__
     if terminal is not None:
         sys.__stderr__ = os.fdopen(terminal, "w", closefd=False)
     try:
+        # Imported once the archive runs (its serving processes never load textual), and
+        # inside the try: a console that cannot load must still stop the archive.
+        from tui.app import PacsConsole
+
         PacsConsole(archive.services, None if attach else archive).run()
     finally:
         archive.stop()
