@@ -91,8 +91,16 @@ class PagedTable(Vertical):
         self.read_at = read_at
         self._fill()
         self._fit()
+        # Wide rows bring a horizontal scrollbar, which takes a row's line: once laid out,
+        # the page may have to shrink to what shows.
+        self.call_after_refresh(self._follow_height)
 
     def on_resize(self, event: events.Resize) -> None:
+        self._follow_height()
+
+    def _follow_height(self) -> None:
+        """The page size becomes the rows that fit (unless fixed); a page shown is asked
+        for again at that size."""
         rows = self.rows_shown()
         if self.fixed or rows < 1 or rows == self.page_size:
             return
