@@ -178,12 +178,14 @@ class Peer:
 
 
 def start_storescp(workdir: Path) -> Peer:
-    """DCMTK's storescp writing every object to a folder: the raw limit of the machine."""
+    """DCMTK's storescp writing every object to a folder: the raw limit of the machine.
+    `--fork` (one process per association), as its users run it for parallel stores:
+    without it storescp serves associations one at a time."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     port = free_port()
     proc = subprocess.Popen(
-        [str(DCMTK / "storescp"), "-aet", "STORESCP", "-od", str(workdir), str(port)],
+        [str(DCMTK / "storescp"), "--fork", "-aet", "STORESCP", "-od", str(workdir), str(port)],
         env={**ENV, "LD_PRELOAD": str(bind_shim())},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
