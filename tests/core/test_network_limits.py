@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from pydicom import Dataset
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
 from core.dicom.uids import EXPLICIT_VR_LE, VERIFICATION
@@ -233,8 +233,8 @@ def test_associations_get_through_while_1000_idle_sockets_are_open(
 
 def test_a_rejected_requestor_reads_its_rejection_and_closes_first(served: Served) -> None:
     """An unknown called AE title: the A-ASSOCIATE-RJ comes and the archive leaves the
-    connection open for the requestor to close (not reset under it); pynetdicom reports
-    a rejection every time, not an abort."""
+    connection open for the requestor to close (not reset under it); pynetdicom reads the
+    rejection every time, and nothing else."""
     sock = socket.create_connection(("127.0.0.1", served.port), timeout=5)
     sock.sendall(_request(called="NOSUCHAE"))
     pdu_type, body = _read_pdu(sock)
@@ -248,9 +248,17 @@ def test_a_rejected_requestor_reads_its_rejection_and_closes_first(served: Serve
     sock.close()
     ae = AE(ae_title="PROBE")
     ae.add_requested_context(Verification)
-    for _ in range(20):
-        assoc = ae.associate("127.0.0.1", served.port, ae_title="NOSUCHAE")
-        assert assoc.is_rejected and not assoc.is_aborted
+    received: list[str] = []
+    handlers = [(evt.EVT_PDU_RECV, lambda event: received.append(type(event.pdu).__name__))]
+    for i in range(20):
+        received.clear()
+        assoc = ae.associate("127.0.0.1", served.port, ae_title="NOSUCHAE", evt_handlers=handlers)
+        # What crossed the wire: the rejection, and nothing else (no A-ABORT, no reset).
+        assert received == ["A_ASSOCIATE_RJ"], f"association {i}: {received}"
+        # pynetdicom 3.0 races with a fast rejection: when its DUL thread reads the
+        # A-ASSOCIATE-RJ and closes the socket before the ACSE thread looks at the socket,
+        # it reports "Aborting Association" for a rejection it logged having read.
+        assert assoc.is_rejected or assoc.is_aborted
     status, _ = served.stop()
     assert status == 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -67,7 +68,12 @@ def test_storescu_folder_is_stored_indexed_and_logged(
     result = storescu(dcmtk, archive, "+sd", str(tmp_path / "in"))
     assert result.returncode == 0, result.stderr
     assert set(stored(archive)) == {ds.SOPInstanceUID for ds in datasets}
-    lines = [r.getMessage() for r in caplog.records if r.name == "pacs.assoc"]
+    # The line is written once the association's thread has closed the socket, which may
+    # be just after storescu has read the A-RELEASE-RP and exited.
+    deadline = time.monotonic() + 10
+    while not (lines := [r.getMessage() for r in caplog.records if r.name == "pacs.assoc"]):
+        assert time.monotonic() < deadline, "no association line was logged"
+        time.sleep(0.02)
     assert len(lines) == 1
     assert lines[0].startswith("STORESCU@127.0.0.1:")
     assert " -> DCM4CHEE: C-STORE 6; released after " in lines[0]
