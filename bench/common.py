@@ -39,6 +39,7 @@ REPO = ROOT.parent
 OUT = ROOT / "out"
 DCMTK = Path(os.environ.get("PACS_BENCH_DCMTK_BIN", "/usr/bin"))
 ENV = {**os.environ, "TCP_NODELAY": "1"}
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
 
 def free_port() -> int:
@@ -172,20 +173,32 @@ class Peer:
     called: str
     port: int
     proc: subprocess.Popen
+    # Its HTTP port (Orthanc), 0 when it has none.
+    http_port: int = 0
 
     def stop(self) -> None:
         stop(self.proc)
 
 
-def start_storescp(workdir: Path) -> Peer:
+def start_storescp(workdir: Path, *options: str) -> Peer:
     """DCMTK's storescp writing every object to a folder: the raw limit of the machine.
     `--fork` (one process per association), as its users run it for parallel stores:
-    without it storescp serves associations one at a time."""
+    without it storescp serves associations one at a time. `options` are more of its
+    options (`--ignore`: receive, store nothing)."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     port = free_port()
     proc = subprocess.Popen(
-        [str(DCMTK / "storescp"), "--fork", "-aet", "STORESCP", "-od", str(workdir), str(port)],
+        [
+            str(DCMTK / "storescp"),
+            "--fork",
+            *options,
+            "-aet",
+            "STORESCP",
+            "-od",
+            str(workdir),
+            str(port),
+        ],
         env={**ENV, "LD_PRELOAD": str(bind_shim())},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -207,20 +220,27 @@ def start_archive(
     config.write_text(
         f'{database}[[ae]]\ntitle = "DCM4CHEE"\nhost = "127.0.0.1"\nport = {port}\n{extra}'
     )
+    return Peer("pacs-console", "DCM4CHEE", port, serve(config, repo))
+
+
+def serve(config: Path, repo: Path = REPO) -> subprocess.Popen:
+    """`pacs-console serve --config config` run from the checkout `repo`, its log in
+    serve.log beside the config; returns once it says it serves."""
+    log = config.parent / "serve.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "serve", "--config", str(config)],
         cwd=repo,
         stdout=subprocess.PIPE,
-        stderr=open(workdir / "serve.log", "w"),  # noqa: SIM115 - closed with the process
+        stderr=open(log, "w"),  # noqa: SIM115 - closed with the process
         text=True,
     )
     # Ready when it says so (after its worker processes started), not when it listens.
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("pacs-console serving"):
-        raise RuntimeError(f"pacs-console serve did not start: see {workdir / 'serve.log'}")
+        raise RuntimeError(f"pacs-console serve did not start: see {log}")
     threading.Thread(target=proc.stdout.read, daemon=True).start()
-    return Peer("pacs-console", "DCM4CHEE", port, proc)
+    return proc
 
 
 def fresh_schema(url: str) -> str:
@@ -247,13 +267,22 @@ def orthanc_binary() -> str | None:
     return shutil.which("Orthanc")
 
 
-def start_orthanc(workdir: Path, modalities: dict[str, tuple[str, int]] | None = None) -> Peer:
+def start_orthanc(
+    workdir: Path,
+    modalities: dict[str, tuple[str, int]] | None = None,
+    *,
+    dicomweb: bool = False,
+    ports: tuple[int, int] | None = None,
+) -> Peer:
     """Orthanc (Debian package orthanc) with its SQLite index and file storage under
-    `workdir`; `modalities` are its C-MOVE destinations (title -> (host, port))."""
+    `workdir`; `modalities` are its C-MOVE destinations (title -> (host, port)); with
+    `dicomweb`, its DICOMweb plugin (Debian package orthanc-dicomweb) at /dicom-web;
+    `ports`: its DICOM and HTTP ports (free ones if None)."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    port, http = free_port(), free_port()
+    port, http = ports or (free_port(), free_port())
     known = {title: [title, host, p] for title, (host, p) in (modalities or {}).items()}
+    plugins = [DICOMWEB_PLUGIN] if dicomweb else []
     config = workdir / "orthanc.json"
     config.write_text(
         json.dumps(
@@ -265,7 +294,9 @@ def start_orthanc(workdir: Path, modalities: dict[str, tuple[str, int]] | None =
                 "DicomPort": port,
                 "HttpPort": http,
                 "RemoteAccessAllowed": False,
-                "Plugins": [],
+                "AuthenticationEnabled": False,
+                "Plugins": plugins,
+                "DicomWeb": {"Enable": dicomweb, "Root": "/dicom-web/"},
                 "DicomThreadsCount": 4,
                 "DicomAlwaysAllowFind": True,
                 "DicomAlwaysAllowMove": True,
@@ -282,7 +313,8 @@ def start_orthanc(workdir: Path, modalities: dict[str, tuple[str, int]] | None =
         stderr=subprocess.DEVNULL,
     )
     wait_port(port, proc)
-    return Peer("orthanc", "ORTHANC", port, proc)
+    wait_port(http, proc)
+    return Peer("orthanc", "ORTHANC", port, proc, http)
 
 
 def study_identifier(**keys: str) -> bytes:

@@ -3,10 +3,12 @@
 and, when installed, Orthanc — in one run, side by side, as ratios.
 
     python bench/store_throughput.py [--small N] [--large N] [--postgres URL] [--repeat N]
-                                     [--baseline CHECKOUT]
+                                     [--baseline CHECKOUT] [--rules]
 
 `--baseline` also measures the archive of another checkout (e.g. a `git worktree` of the
 previous commit) in the same rounds, so a change's effect shows as a ratio of one run.
+`--rules` also measures the archive with an export rule and an [ian] destination that
+every object meets (their tasks due in an hour: the cost on the store path is measured).
 """
 
 from __future__ import annotations
@@ -129,17 +131,42 @@ def report(rows: list[tuple[str, int, Figures, list[float]]]) -> None:
         print(line)
 
 
+# An export rule and IAN for every object, to a peer that is never called in a run.
+FORWARDING = """
+[[remote_ae]]
+title = "NOWHERE"
+host = "127.0.0.1"
+port = 9
+[[exporter]]
+id = "NOWHERE"
+kind = "dicom"
+destination = "NOWHERE"
+[[export_rule]]
+name = "Everything"
+entity = "series"
+exporters = ["NOWHERE"]
+conditions = { Modality = "CT|MR", SOPClassUID = '!1\\.2' }
+delay = "PT1H"
+[ian]
+destinations = ["NOWHERE"]
+delay = "PT1H"
+"""
+
+
 def peers(
-    postgres: str | None = None, baseline: Path | None = None
+    postgres: str | None = None, baseline: Path | None = None, rules: bool = False
 ) -> dict[str, Callable[[Path], Peer]]:
     """storescp, pacs-console (SQLite; also PostgreSQL when given), the baseline checkout's
-    pacs-console when given, and Orthanc if installed."""
+    pacs-console when given, pacs-console with export rules when asked, and Orthanc if
+    installed."""
     found: dict[str, Callable[[Path], Peer]] = {
         "storescp": start_storescp,
         "pacs-console": start_archive,
     }
     if baseline:
         found["baseline"] = lambda w: start_archive(w, repo=baseline)
+    if rules:
+        found["pacs-console (rules)"] = lambda w: start_archive(w, extra=FORWARDING)
     if postgres:
         found["pacs-console (pg)"] = lambda w: start_archive(w, fresh_schema(postgres))
     if orthanc_binary():
@@ -156,13 +183,22 @@ def main() -> None:
     parser.add_argument(
         "--baseline", type=Path, metavar="CHECKOUT", help="also measure this checkout's archive"
     )
+    parser.add_argument(
+        "--rules", action="store_true", help="also measure with an export rule and IAN"
+    )
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1 (got {args.repeat})")
     print("C-STORE throughput (DCMTK storescu, TCP_NODELAY=1)")
     if args.baseline and not (args.baseline / "tui" / "cli.py").is_file():
         parser.error(f"--baseline {args.baseline}: not a pacs-console checkout")
-    report(run(peers(args.postgres, args.baseline), datasets(args.small, args.large), args.repeat))
+    report(
+        run(
+            peers(args.postgres, args.baseline, args.rules),
+            datasets(args.small, args.large),
+            args.repeat,
+        )
+    )
 
 
 if __name__ == "__main__":

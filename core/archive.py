@@ -1,4 +1,5 @@
-"""The archive: wires configuration, database, storage, indexer and the DICOM listener."""
+"""The archive: wires configuration, database, storage, indexer, the DICOM listener and
+the queue runner."""
 
 from __future__ import annotations
 
@@ -7,17 +8,25 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.config import Config
+from core.config import Config, ConfigWatcher
 from core.db import migrate
 from core.db.engine import Database
 from core.events import EventBus
+from core.hl7.listener import HL7Listener
 from core.index.writer import LocalIndexer, RemoteIndexer
 from core.net.handlers import HANDLERS
 from core.net.limit import AssociationLimit
 from core.net.server import DicomServer, StartupError
+from core.queue import wakeup
+from core.queue.claims import node_id
+from core.queue.runner import Runner
+from core.services import commitment, outbound, ups, ups_events, ups_processing
 from core.services.context import ServiceContext, configured_storage
+from core.services.forwarding import Forwarder
 from core.services.recovery import recover
 from core.services.status import remove_stale, run_dir
+from core.services.ups_on_store import UPSOnStore
+from core.services.ups_processing import UPSProcessingScheduler
 from core.serving import WRITER_STALL_TIMEOUT, WorkerPool, start_serving
 from core.storage.filesystem import StorageError
 
@@ -28,7 +37,7 @@ class Archive:
     """One archive device. `start()` binds the ports first (so a port in use fails before
     anything else happens), then opens database and storage, then listens and serves:
     in worker processes with an index writer process, or with `[network] processes = 0`
-    in threads of this process."""
+    in threads of this process; the queue runner runs the tasks in this process."""
 
     def __init__(
         self, config: Config, *, writer_stall_timeout: float = WRITER_STALL_TIMEOUT
@@ -39,8 +48,17 @@ class Archive:
         self.events = EventBus()
         self.services: ServiceContext | None = None
         self.server: DicomServer | None = None
+        # The one HL7 listener of the device (`[hl7] port`), in this process.
+        self.hl7: HL7Listener | None = None
         self.pool: WorkerPool | None = None
+        self.runner: Runner | None = None
+        # Export rules and IAN of what this process stores (in-process serving, uploads).
+        self.forwarder: Forwarder | None = None
+        # UPS on store rules of what this process stores; UPS processing rules' polls.
+        self.ups_on_store: UPSOnStore | None = None
+        self.ups_processing: UPSProcessingScheduler | None = None
         self._stop_serving: Callable[[float], None] | None = None
+        self._watcher: ConfigWatcher | None = None
 
     def open(self) -> ServiceContext:
         """Open database (creating or upgrading the schema) and storage, and finish what a
@@ -61,6 +79,7 @@ class Archive:
             raise StartupError(f"database {self.config.database.url}: {reason}") from None
         self.services = ServiceContext(self.config, db, storage, self.events, LocalIndexer(db))
         recover(self.services)
+        self._forward(self.services)
         return self.services
 
     def attach(self) -> ServiceContext:
@@ -85,7 +104,14 @@ class Archive:
             db.dispose()
             raise StartupError(f"{storage.root}: no storage there (is `serve` using it?)")
         self.services = ServiceContext(self.config, db, storage, self.events, LocalIndexer(db))
+        self._forward(self.services)
         return self.services
+
+    def _forward(self, services: ServiceContext) -> None:
+        self.forwarder = Forwarder(services)
+        self.forwarder.start()
+        self.ups_on_store = UPSOnStore(services)
+        self.ups_on_store.start()
 
     def start(self, listen: bool = True) -> None:
         """Bind, open, serve."""
@@ -94,11 +120,14 @@ class Archive:
             limit = AssociationLimit(self.config.network.max_associations, max(workers, 1))
             self.server = DicomServer(self.config, HANDLERS, limit)
             self.server.bind()
+            self._bind_hl7()
         try:
             services = self.open()
         except StartupError:
             if self.server:
                 self.server.close()
+            if self.hl7:
+                self.hl7.close()
             raise
         if self.server is None:
             return
@@ -106,6 +135,30 @@ class Archive:
         if stale:
             log.info("removed %d status files of serving processes that are gone", stale)
         self.server.listen()
+        device = self.config.device.name
+        outbound.register(services)
+        # Work items claimed by the UPS processing rules.
+        ups_processing.register(services)
+        ups_events.register(services)
+        runner = Runner(
+            services.db,
+            self.config.queues(),
+            device,
+            node_id(device),
+            wake_name=wakeup.address(run_dir(self.config.storage.path)),
+            # Storage commitment results are kept a day (dcm4chee's default); finished UPS
+            # work items without deletion lock a day (COMPLETED) or a week (CANCELED).
+            housekeeping=[
+                lambda: commitment.purge_results(services),
+                lambda: ups.purge(services),
+            ],
+        )
+        runner.start()
+        self.runner = runner
+        if self.hl7 is not None:
+            self.hl7.start(services)
+        self.ups_processing = UPSProcessingScheduler(services)
+        self.ups_processing.start()
         if workers == 0:
             self._stop_serving = start_serving(services, self.server)
             return
@@ -117,12 +170,45 @@ class Archive:
         except RuntimeError as exc:
             self.stop()
             raise StartupError(str(exc)) from None
+        # The queue runs exports and console uploads are stored in this process: it follows
+        # the config file as the workers do (exporters and rules added while running).
+        self._watcher = ConfigWatcher(
+            lambda: services.config, lambda config: setattr(services, "config", config)
+        )
+        self._watcher.start()
         # What this process stores (console uploads) goes through the same writer.
         services.indexer.close()
         services.indexer = RemoteIndexer(self.pool.address, self.pool.authkey, self.pool.clock)
 
+    def _bind_hl7(self) -> None:
+        """Reserve the HL7 port (`[hl7] port` 0: none); a port in use closes the DICOM
+        ports again and raises StartupError."""
+        hl7 = self.config.hl7
+        if not hl7.port:
+            return
+        self.hl7 = HL7Listener(hl7)
+        try:
+            self.hl7.bind()
+        except OSError as exc:
+            self.hl7 = None
+            if self.server is not None:
+                self.server.close()
+            raise StartupError(
+                f"cannot listen on {hl7.host}:{hl7.port} for HL7: {exc.strerror or exc}"
+            ) from None
+
     def stop(self, grace: float = 30.0) -> None:
-        """Stop serving: finish in-flight operations, release associations, close."""
+        """Stop serving: finish in-flight operations and running tasks (a task still
+        running after `grace` is run again at the next start), release associations,
+        close."""
+        if self.hl7 is not None:
+            self.hl7.stop(grace)
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self.ups_processing is not None:
+            self.ups_processing.stop()
+        if self.runner is not None:
+            self.runner.stop(grace)
         if self.pool is not None:
             if self.services is not None:
                 # This process's connections to the index writer: it waits for all its
@@ -134,6 +220,10 @@ class Archive:
             self._stop_serving(grace)
         if self.server is not None:
             self.server.close()
+        if self.forwarder is not None:
+            self.forwarder.stop()
+        if self.ups_on_store is not None:
+            self.ups_on_store.stop()
         if self.services is not None:
             if self.pool is None:
                 self.services.indexer.close()

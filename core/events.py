@@ -71,12 +71,19 @@ class AssociationClosed:
 
 @dataclass(frozen=True)
 class InstanceStored:
+    """An object was kept: its UIDs, from whom (`source_aet`, the calling AE) and by which
+    archive AE (`called_aet`, "" for console uploads) it was received, and `value`: an
+    attribute's value by tag, as its index column keeps it (multiple values joined by a
+    backslash; None when absent), while the publisher's call lasts."""
+
     study_iuid: str
     series_iuid: str
     sop_iuid: str
     size: int
     source_aet: str
     outcome: str
+    called_aet: str = ""
+    value: Callable[[int], str | None] | None = None
 
 
 @dataclass(frozen=True)

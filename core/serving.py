@@ -32,7 +32,9 @@ from core.net.handlers import HANDLERS
 from core.net.limit import AssociationLimit
 from core.net.server import DicomServer
 from core.services.context import ServiceContext, configured_storage
+from core.services.forwarding import Forwarder
 from core.services.status import StatusBoard, run_dir
+from core.services.ups_on_store import UPSOnStore
 
 log = logging.getLogger("pacs")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
@@ -96,10 +98,16 @@ def _worker_main(
     services = ServiceContext(config, db, storage, EventBus(), indexer)
     server = DicomServer(config, HANDLERS, limit)
     server.adopt(listeners)
+    forwarder = Forwarder(services)
+    forwarder.start()
+    on_store = UPSOnStore(services)
+    on_store.start()
     stop_serving = start_serving(services, server)
     ready.set()
     stop.wait()
     stop_serving(grace)
+    forwarder.stop()
+    on_store.stop()
     indexer.close()
     db.dispose()
 

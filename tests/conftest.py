@@ -8,6 +8,7 @@ PACS_TEST_REQUIRE=1 so that a missing dependency fails instead.
 from __future__ import annotations
 
 import os
+import random
 import select
 import shutil
 import signal
@@ -93,16 +94,42 @@ def db(db_url: str) -> Iterator[Database]:
     database.dispose()
 
 
+# The ports tests listen on come from below the kernel's ephemeral range (32768-60999,
+# where outgoing connections get theirs), a block per pytest-xdist worker, handed out in
+# turn: two workers never pick the same port, and a port just closed is not taken again
+# at once (as the kernel's port 0 may do).
+PORTS_PER_WORKER = 2500
+_next_port: list[int] = []
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 at the time of asking."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 at the time of asking, of this worker's block."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    low = 20000 + (worker % 5) * PORTS_PER_WORKER
+    if not _next_port:
+        _next_port.append(low + random.randrange(PORTS_PER_WORKER))
+    for _ in range(PORTS_PER_WORKER):
+        port = _next_port[0]
+        _next_port[0] = low + (port + 1 - low) % PORTS_PER_WORKER
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{low + PORTS_PER_WORKER - 1}")
 
 
-def make_config_text(tmp_path: Path, db_url: str, port: int, extra: str = "") -> str:
-    """config.toml text for a test archive on 127.0.0.1:`port`."""
+def make_config_text(
+    tmp_path: Path, db_url: str, port: int, extra: str = "", hl7_port: int = 0
+) -> str:
+    """config.toml text for a test archive on 127.0.0.1:`port`; an HL7 listener on
+    127.0.0.1:`hl7_port` when it is given (else none: tests would all want 2575)."""
     return f"""
+[hl7]
+host = "127.0.0.1"
+port = {hl7_port}
+
 [database]
 url = "{db_url}"
 
@@ -121,10 +148,11 @@ port = {port}
 def make_config(tmp_path: Path, db_url: str) -> Callable[..., Config]:
     """Build a Config for an in-process test archive (`[network] processes = 0`: the
     associations are served by threads of the test process, which tests can inspect);
-    `extra` TOML is appended (more AEs, remote AEs)."""
+    `extra` TOML is appended (more AEs, remote AEs); `hl7_port` starts an HL7 listener."""
 
-    def build(extra: str = "", port: int | None = None) -> Config:
-        config = parse(make_config_text(tmp_path, db_url, port or free_port(), extra))
+    def build(extra: str = "", port: int | None = None, hl7_port: int = 0) -> Config:
+        text = make_config_text(tmp_path, db_url, port or free_port(), extra, hl7_port)
+        config = parse(text)
         network = config.network.model_copy(update={"processes": 0})
         return config.model_copy(update={"network": network})
 

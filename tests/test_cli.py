@@ -141,7 +141,7 @@ def test_serve_refuses_an_unreachable_database(tmp_path: Path) -> None:
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none"
     config = tmp_path / "config.toml"
     config.write_text(
-        f'[database]\nurl = "{url}"\n'
+        f'[database]\nurl = "{url}"\n[hl7]\nport = 0\n'
         f"[[ae]]\ntitle = 'DCM4CHEE'\nhost = '127.0.0.1'\nport = {port}\n"
     )
     result = pacs_console("serve", "--config", str(config), cwd=tmp_path)
@@ -158,7 +158,7 @@ def test_serve_refuses_a_storage_folder_it_cannot_create_before_touching_the_dat
     (tmp_path / "not-a-folder").write_text("")
     config = tmp_path / "config.toml"
     config.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path / "archive.db"}"\n'
+        f'[database]\nurl = "sqlite:///{tmp_path / "archive.db"}"\n[hl7]\nport = 0\n'
         f'[storage]\npath = "{tmp_path / "not-a-folder" / "fs1"}"\n'
         f"[[ae]]\ntitle = 'DCM4CHEE'\nhost = '127.0.0.1'\nport = {port}\n"
     )

@@ -17,7 +17,7 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 
 import tui.widgets.picture  # noqa: F401 - asks the terminal about graphics before Textual reads keys
-from tui import views
+from tui import keymap, views
 from tui.key_order import KeysInOrder
 from tui.screens.keys import KeysScreen
 from tui.screens.mode import ModeScreen
@@ -86,22 +86,11 @@ class PacsConsole(KeysInOrder):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "pacs-console"
     COMMANDS = App.COMMANDS | {ViewCommands}
-    BINDINGS = [
-        Binding("colon", "command", "view", id="command"),
-        Binding("slash", "filter", "filter", id="filter"),
-        Binding("escape", "back", "back", id="back"),
-        Binding("question_mark", "keys", "keys", id="keys"),
-        Binding("f2", "mode('monitoring')", "Monitoring mode", show=False, id="mode-monitoring"),
-        Binding("f3", "mode('navigation')", "Navigation mode", show=False, id="mode-navigation"),
-        Binding(
-            "f4",
-            "mode('configuration')",
-            "Configuration mode",
-            show=False,
-            id="mode-configuration",
-        ),
-        Binding("ctrl+q", "quit", "quit", id="quit", priority=True),
-    ]
+    BINDINGS = keymap.bindings(
+        "app",
+        *("keys", "command", "filter", "back", "quit"),
+        *("monitoring", "navigation", "configuration"),
+    )
 
     def __init__(
         self,

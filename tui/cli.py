@@ -67,6 +67,8 @@ def _describe(config: Config) -> str:
     for ae in config.ae:
         services = ", ".join(s.value for s in ae.services)
         lines.append(f"  AE {ae.title} on {ae.host}:{ae.port} ({services}; view {ae.view.value})")
+    if config.hl7.port:
+        lines.append(f"  HL7 on {config.hl7.host}:{config.hl7.port} (MLLP)")
     workers = config.network.processes
     lines.append(
         f"  {workers} worker process{'es' if workers != 1 else ''} and an index writer"

@@ -45,6 +45,16 @@ VIEWS: tuple[ViewSpec, ...] = (
         ("assoc", "a"),
         "tui.screens.associations:AssociationsView",
     ),
+    ViewSpec("queues", "monitoring", "Queues", ("queue", "tasks"), "tui.screens.queues:QueuesView"),
+    ViewSpec("export", "monitoring", "Export", ("exports",), "tui.screens.export:ExportView"),
+    ViewSpec("retrieve", "monitoring", "Retrieve", ("ret",), "tui.screens.retrieve:RetrieveView"),
+    ViewSpec(
+        "stgcmt",
+        "monitoring",
+        "Storage commitments",
+        ("commitments", "sc"),
+        "tui.screens.stgcmt:StgCmtView",
+    ),
     ViewSpec(
         "storage", "monitoring", "Storage systems", ("fs", "st"), "tui.screens.storage:StorageView"
     ),
@@ -52,6 +62,11 @@ VIEWS: tuple[ViewSpec, ...] = (
     ViewSpec("studies", "navigation", "Studies", ("study", "s"), "tui.screens.studies:StudiesView"),
     ViewSpec(
         "patients", "navigation", "Patients", ("patient", "p"), "tui.screens.patients:PatientsView"
+    ),
+    ViewSpec("mwl", "navigation", "MWL", ("worklist",), "tui.screens.mwl:MWLView"),
+    ViewSpec("mpps", "navigation", "MPPS", ("pps",), "tui.screens.mpps:MPPSView"),
+    ViewSpec(
+        "uwl", "navigation", "Work Items", ("workitems", "ups", "w"), "tui.screens.uwl:UWLView"
     ),
     ViewSpec("device", "configuration", "Device", ("dev",), "tui.screens.device:DeviceView"),
     ViewSpec("aes", "configuration", "Archive AEs", ("ae",), "tui.screens.aes:ArchiveAEsView"),

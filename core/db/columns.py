@@ -104,3 +104,47 @@ def instance_columns(attrs: dict[str, Any]) -> dict[str, Any]:
         "content_date": _get(attrs, "ContentDate"),
         "content_time": _get(attrs, "ContentTime"),
     }
+
+
+# The Scheduled Procedure Step Sequence (0040,0100) of an MWL item's attributes.
+SPS_SEQUENCE = "00400100"
+
+
+def scheduled_step(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The (first) scheduled procedure step of an MWL item's attributes ({} when none)."""
+    entry = attrs.get(SPS_SEQUENCE) or {}
+    items = entry.get("Value") or []
+    return items[0] if items and isinstance(items[0], dict) else {}
+
+
+def mwl_columns(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The mwl_item columns of an item's attributes (its SPS read from the sequence);
+    the station AE titles, several, are rows of mwl_station_aet (`station_aets`)."""
+    sps = scheduled_step(attrs)
+    physician = _get(sps, "ScheduledPerformingPhysicianName")
+    modality = _get(sps, "Modality")
+    return {
+        "accession_number": _get(attrs, "AccessionNumber"),
+        "requested_procedure_id": _get(attrs, "RequestedProcedureID"),
+        "requested_procedure_description": _get(attrs, "RequestedProcedureDescription"),
+        "study_iuid": _get(attrs, "StudyInstanceUID"),
+        "sps_id": _get(sps, "ScheduledProcedureStepID"),
+        "modality": modality.upper() if modality else None,
+        "sps_start_date": _get(sps, "ScheduledProcedureStepStartDate"),
+        "sps_start_time": _get(sps, "ScheduledProcedureStepStartTime"),
+        "performing_physician": physician,
+        "performing_physician_upper": _upper(physician),
+        "sps_status": _get(sps, "ScheduledProcedureStepStatus"),
+        "sps_description": _get(sps, "ScheduledProcedureStepDescription"),
+    }
+
+
+def station_aets(attrs: dict[str, Any]) -> list[str]:
+    """The distinct Scheduled Station AE Titles of an item's SPS, in order."""
+    entry = scheduled_step(attrs).get(f"{tag_for_keyword('ScheduledStationAETitle'):08X}") or {}
+    out: list[str] = []
+    for value in entry.get("Value") or []:
+        title = column_text(str(value).strip()) if value is not None else None
+        if title and title not in out:
+            out.append(title)
+    return out

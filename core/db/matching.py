@@ -15,7 +15,13 @@ The one place that does this: C-FIND and the console's search forms both call
 - StudyDescription, SeriesDescription, StationName, InstitutionName ignore case when the
   query value is in upper case; Modality, BodyPartExamined, PatientSex are upper-cased;
 - ModalitiesInStudy and SOPClassesInStudy match a series / instance of the study that
-  is visible in the view.
+  is visible in the view;
+- worklist items (`worklist_conditions`) match the patient keys, the requested
+  procedure's keys and the keys inside ScheduledProcedureStepSequence (sequence matching)
+  as dcm4chee's mwlItemLevelPredicates: the SPS start date and time as one combined
+  range, the station AE title as an exact member of the item's titles, the SPS status
+  as one of dcm4chee's statuses (others ignored), and items with a status to hide left out
+  unless the query asks for a status.
 
 Only the ideographic and phonetic groups of person names are not matched (the index keeps
 the alphabetic group).
@@ -24,7 +30,7 @@ the alphabetic group).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -40,9 +46,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from core.config import View
+from core.config import SPSStatus, View
 from core.db import views
-from core.db.models import Instance, Patient, Series, Study
+from core.db.models import MPPS, UPS, Instance, MWLItem, MWLStationAET, Patient, Series, Study
 from core.dicom.status import IDENTIFIER_DOES_NOT_MATCH, invalid
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
@@ -51,6 +57,8 @@ _patient = Patient.__table__
 _study = Study.__table__
 _series = Series.__table__
 _instance = Instance.__table__
+_mwl = MWLItem.__table__
+_station = MWLStationAET.__table__
 
 
 class MatchingError(ValueError):
@@ -369,26 +377,35 @@ def _any_of(
     return grouped(alternatives)
 
 
+def _values(
+    column: ColumnElement[Any], match: Matcher, tag: int, value: str
+) -> ColumnElement[bool] | None:
+    """The condition of a value of one key, a backslash-separated list of alternatives;
+    None for universal matching."""
+    values = [v.strip(" \0") for v in value.split("\\")]
+    if any(v in ("", "*") for v in values):
+        return None
+    if match is _uid and len(values) > 1:
+        # List of UID matching.
+        return column.in_(values)
+    try:
+        alternatives = [match(column, v) for v in values]
+    except ValueError:
+        raise MatchingError(tag, value) from None
+    if any(a is None for a in alternatives):
+        return None
+    return _any_of(column, alternatives)  # type: ignore[arg-type]
+
+
 def key_condition(tag: int, value: str, view: View = View.REGULAR) -> ColumnElement[bool] | None:
     """The condition of one matching key (None: universal matching or not a matching key).
     Raises MatchingError for a value that cannot be matched."""
     key = KEYS.get(tag)
     if key is None:
         return None
-    values = [v.strip(" \0") for v in value.split("\\")]
-    if any(v in ("", "*") for v in values):
+    condition = _values(key.column, key.match, tag, value)
+    if condition is None:
         return None
-    if key.match is _uid and len(values) > 1:
-        # List of UID matching.
-        condition: ColumnElement[bool] | None = key.column.in_(values)
-    else:
-        try:
-            alternatives = [key.match(key.column, v) for v in values]
-        except ValueError:
-            raise MatchingError(tag, value) from None
-        if any(a is None for a in alternatives):
-            return None
-        condition = _any_of(key.column, alternatives)  # type: ignore[arg-type]
     if tag in (MODALITIES_IN_STUDY, SOP_CLASSES_IN_STUDY):
         assert condition is not None
         return _in_study(tag, condition, view)
@@ -424,24 +441,307 @@ def identifier_keys(identifier: Dataset) -> dict[int, str]:
     """The matching values (as DICOM strings, multiple values joined by `\\`) of the keys of
     `identifier` that have a column. Raises MatchingError for a value that cannot be
     decoded in the identifier's character set."""
-    out: dict[int, str] = {}
-    for tag in KEYS:
-        if tag not in identifier:
+    return {tag: _value_of(identifier, tag) for tag in KEYS if tag in identifier}
+
+
+def _value_of(ds: Dataset, tag: int) -> str:
+    """The matching value of `tag` in `ds` (which holds it) as a DICOM string."""
+    elem = ds.get_item(tag)
+    raw = elem.value if elem is not None else None
+    vr = (elem.VR if elem is not None else None) or dictionary_VR(tag)
+    if isinstance(elem, RawDataElement) and vr in _ASCII_VRS:
+        return (raw or b"").decode("ascii", "replace").strip(" \0")
+    try:
+        value = ds[tag].value
+    except Exception:
+        raise MatchingError(tag, "cannot be decoded") from None
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+# -- worklist items (Modality Worklist C-FIND and the console's MWL list) ------------------
+
+SCHEDULED_PROCEDURE_STEP_SEQUENCE = _tag("ScheduledProcedureStepSequence")
+SPS_START_DATE = _tag("ScheduledProcedureStepStartDate")
+SPS_START_TIME = _tag("ScheduledProcedureStepStartTime")
+SPS_STATUS = _tag("ScheduledProcedureStepStatus")
+
+
+def _station_aet(_col: ColumnElement[Any], value: str) -> ColumnElement[bool] | None:
+    # dcm4chee: the title is a member of the item's station AE titles, matched exactly.
+    return exists(
+        select(1)
+        .select_from(_station)
+        .where(_station.c.mwl_item_fk == _mwl.c.pk, _station.c.station_aet == value)
+        .correlate(_mwl)
+    )
+
+
+_SPS_STATUSES = frozenset(s.value for s in SPSStatus)
+
+
+def _sps_status(col: ColumnElement[Any], value: str) -> ColumnElement[bool] | None:
+    # dcm4chee: SPSStatus.valueOf of the upper-cased value; a value that names no status
+    # adds no condition (but still counts as asking for a status: nothing is hidden).
+    status = value.upper()
+    if status not in _SPS_STATUSES:
+        return None
+    return col == status
+
+
+# Keys of the item (and of its patient); those of the SPS are read from the first item of
+# ScheduledProcedureStepSequence. The SPS start date and time are matched together.
+WORKLIST_KEYS: dict[int, Key] = {
+    **{tag: key for tag, key in KEYS.items() if key.level == "PATIENT"},
+    **{
+        _tag(keyword): Key("MWL", column, match)
+        for keyword, column, match in (
+            ("AccessionNumber", _mwl.c.accession_number, _text),
+            ("RequestedProcedureID", _mwl.c.requested_procedure_id, _text),
+            ("StudyInstanceUID", _mwl.c.study_iuid, _uid),
+        )
+    },
+}
+SPS_KEYS: dict[int, Key] = {
+    _tag(keyword): Key("SPS", column, match)
+    for keyword, column, match in (
+        ("ScheduledProcedureStepID", _mwl.c.sps_id, _text),
+        ("Modality", _mwl.c.modality, _code),
+        ("ScheduledPerformingPhysicianName", _mwl.c.performing_physician_upper, person_name),
+        ("ScheduledProcedureStepStatus", _mwl.c.sps_status, _sps_status),
+        ("ScheduledStationAETitle", _mwl.c.pk, _station_aet),
+        ("ScheduledProcedureStepStartDate", _mwl.c.sps_start_date, _date_range),
+        ("ScheduledProcedureStepStartTime", _mwl.c.sps_start_time, _time_range),
+    )
+}
+
+
+def _bounds(
+    value: str, parse: Callable[[str, bool], str], tag: int
+) -> tuple[str | None, str | None]:
+    """The low and high ends of a DA or TM range value (None where open)."""
+    start, dash, stop = value.partition("-")
+    if not dash:
+        start = stop = value
+    try:
+        low = parse(start, False) if start.strip() else None
+        high = parse(stop, True) if stop.strip() else None
+    except ValueError:
+        raise MatchingError(tag, value) from None
+    return low, high
+
+
+def _combined_start(date: str, time: str | None) -> ColumnElement[bool]:
+    date_col, time_col = _mwl.c.sps_start_date, _mwl.c.sps_start_time
+    if time is None:
+        return date_col >= date
+    # A step without a start time is in the range on any day of it (dcm4chee: time `*`).
+    on_day = and_(date_col == date, or_(time_col >= time, time_col.is_(None)))
+    return or_(date_col > date, _Group(on_day))
+
+
+def _combined_end(date: str, time: str | None) -> ColumnElement[bool]:
+    date_col, time_col = _mwl.c.sps_start_date, _mwl.c.sps_start_time
+    if time is None:
+        return date_col <= date
+    on_day = and_(date_col == date, or_(time_col <= time, time_col.is_(None)))
+    return or_(date_col < date, _Group(on_day))
+
+
+def _sps_start(date: str, time: str) -> list[ColumnElement[bool]]:
+    """dcm4chee's combined date and time range matching of the SPS start: from the start
+    date at the start time to the end date at the end time."""
+    low_date, high_date = _bounds(date, lambda t, _e: _date(t), SPS_START_DATE)
+    low_time, high_time = _bounds(time, lambda t, e: _time(t, end=e), SPS_START_TIME)
+    out: list[ColumnElement[bool]] = []
+    if low_date is not None and low_date == high_date:
+        out.append(_mwl.c.sps_start_date == low_date)
+        if low_time is not None:
+            out.append(or_(_mwl.c.sps_start_time >= low_time, _mwl.c.sps_start_time.is_(None)))
+        if high_time is not None:
+            out.append(or_(_mwl.c.sps_start_time <= high_time, _mwl.c.sps_start_time.is_(None)))
+        return out
+    if low_date is not None:
+        out.append(_combined_start(low_date, low_time))
+    if high_date is not None:
+        out.append(_combined_end(high_date, high_time))
+    return out
+
+
+def _key_condition(key: Key, tag: int, value: str) -> ColumnElement[bool] | None:
+    """The condition of a value of a key of another table than the study levels'."""
+    return _values(key.column, key.match, tag, value)
+
+
+def _universal(value: str | None) -> bool:
+    return value is None or all(v.strip(" \0") in ("", "*") for v in value.split("\\"))
+
+
+def worklist_conditions(
+    keys: Mapping[int, str], hide_statuses: Sequence[str] = ()
+) -> list[ColumnElement[bool]]:
+    """The conditions on mwl_item (joined with its patient) of worklist matching keys:
+    those of WORKLIST_KEYS and SPS_KEYS by tag (the SPS's flattened in: they share no tag
+    with the item's). Items whose SPS status is in `hide_statuses` are left out unless the
+    query has a value for ScheduledProcedureStepStatus (dcm4chee's hideSPSWithStatus).
+    Raises MatchingError for a value that cannot be matched."""
+    out: list[ColumnElement[bool]] = []
+    date, time = keys.get(SPS_START_DATE), keys.get(SPS_START_TIME)
+    combined = not _universal(date) and not _universal(time)
+    for tag, value in keys.items():
+        key = WORKLIST_KEYS.get(tag) or SPS_KEYS.get(tag)
+        if key is None or (combined and tag in (SPS_START_DATE, SPS_START_TIME)):
             continue
-        elem = identifier.get_item(tag)
-        raw = elem.value if elem is not None else None
-        vr = (elem.VR if elem is not None else None) or dictionary_VR(tag)
-        if isinstance(elem, RawDataElement) and vr in _ASCII_VRS:
-            out[tag] = (raw or b"").decode("ascii", "replace").strip(" \0")
+        condition = _key_condition(key, tag, value)
+        if condition is not None:
+            out.append(condition)
+    if combined:
+        out += _sps_start(date or "", time or "")
+    if not (keys.get(SPS_STATUS) or "").strip(" \0") and hide_statuses:
+        out.append(_mwl.c.sps_status.not_in(list(hide_statuses)))
+    return out
+
+
+def worklist_identifier_keys(identifier: Dataset) -> dict[int, str]:
+    """The worklist matching values of a Modality Worklist identifier: the item's keys and
+    those in the first item of its ScheduledProcedureStepSequence (sequence matching).
+    Raises MatchingError for a value that cannot be decoded."""
+    out = {tag: _value_of(identifier, tag) for tag in WORKLIST_KEYS if tag in identifier}
+    steps = identifier.get(SCHEDULED_PROCEDURE_STEP_SEQUENCE)
+    if steps is not None and steps.VR == "SQ" and steps.value:
+        step = steps.value[0]
+        out.update({tag: _value_of(step, tag) for tag in SPS_KEYS if tag in step})
+    return out
+
+
+# -- UPS work items (issue 15, part "ups") -------------------------------------------------
+#
+# The keys of the UPS information model (PS3.4 CC.2.8, as dcm4chee's upsLevelPredicates):
+# a key is a path, a top-level tag or a sequence and a tag of its (first) item, matched on
+# a column of the `ups` table; patient keys match the linked patient (outer-joined).
+# Templates (no start date/time) are for the caller to include or leave out.
+
+_ups = UPS.__table__
+
+_DT = re.compile(r"\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?")
+
+
+def _date_time(text: str, *, end: bool) -> str:
+    # A time zone offset is not compared: stored values keep the sender's local time.
+    value = re.sub(r"[+-]\d{4}$", "", text.strip())
+    if not _DT.fullmatch(value):
+        raise ValueError(text)
+    whole, _, fraction = value.partition(".")
+    # 20261301 has the form of a date time but names no month: refused as `abc` is.
+    datetime.strptime(whole + "0101000000"[len(whole) - 4 :], "%Y%m%d%H%M%S")
+    if not end:
+        return value
+    # The end of a range includes the whole period its precision names.
+    return whole + "1231235959"[len(whole) - 4 :] + "." + fraction.ljust(6, "9")
+
+
+def _date_time_range(col: ColumnElement[Any], value: str) -> ColumnElement[bool] | None:
+    return _range(col, value, lambda text, end: _date_time(text, end=end))
+
+
+def _tags_of(*keywords: str) -> tuple[int, ...]:
+    return tuple(_tag(k) for k in keywords)
+
+
+UPS_KEYS: dict[tuple[int, ...], tuple[ColumnElement[Any], Matcher]] = {
+    _tags_of(*path.split(">")): (column, match)
+    for path, column, match in (
+        ("SOPInstanceUID", _ups.c.ups_iuid, _uid),
+        ("ProcedureStepState", _ups.c.state, _code),
+        ("ScheduledProcedureStepPriority", _ups.c.priority, _code),
+        ("ProcedureStepLabel", _ups.c.label, _text_ignore_case),
+        ("WorklistLabel", _ups.c.worklist_label, _text_ignore_case),
+        ("ScheduledProcedureStepStartDateTime", _ups.c.start_date_time, _date_time_range),
+        ("ExpectedCompletionDateTime", _ups.c.expected_end_date_time, _date_time_range),
+        (
+            "ScheduledProcedureStepExpirationDateTime",
+            _ups.c.expiration_date_time,
+            _date_time_range,
+        ),
+        ("InputReadinessState", _ups.c.input_readiness_state, _code),
+        ("AdmissionID", _ups.c.admission_id, _text),
+        ("StudyInstanceUID", _ups.c.study_iuid, _uid),
+        ("ReferencedRequestSequence>StudyInstanceUID", _ups.c.study_iuid, _uid),
+        ("ReferencedRequestSequence>AccessionNumber", _ups.c.accession_number, _text),
+        ("ScheduledWorkitemCodeSequence>CodeValue", _ups.c.workitem_code, _text),
+        ("ScheduledWorkitemCodeSequence>CodingSchemeDesignator", _ups.c.workitem_scheme, _text),
+        ("ScheduledStationNameCodeSequence>CodeValue", _ups.c.station_name, _text),
+    )
+}
+
+
+def ups_conditions(keys: Mapping[tuple[int, ...], str]) -> list[ColumnElement[bool]]:
+    """The conditions of UPS matching keys (paths as in UPS_KEYS; a one-tag path of a
+    patient key matches the linked patient). Raises MatchingError for a value that
+    cannot be matched."""
+    out = []
+    for path, value in keys.items():
+        key = UPS_KEYS.get(path)
+        if key is None:
+            patient_key = KEYS.get(path[0]) if len(path) == 1 else None
+            if patient_key is not None and patient_key.level == "PATIENT":
+                condition = key_condition(path[0], value)
+                if condition is not None:
+                    out.append(condition)
             continue
-        try:
-            value = identifier[tag].value
-        except Exception:
-            raise MatchingError(tag, "cannot be decoded") from None
-        if value is None:
-            out[tag] = ""
-        elif isinstance(value, MultiValue | list):
-            out[tag] = "\\".join(str(v) for v in value)
-        else:
-            out[tag] = str(value)
+        condition = _values(*key, path[-1], value)
+        if condition is not None:
+            out.append(condition)
+    return out
+
+
+def ups_identifier_keys(identifier: Dataset) -> dict[tuple[int, ...], str]:
+    """The matching values of the UPS and patient keys in `identifier` (sequence keys
+    from the first item of their sequence). Raises MatchingError for a value that cannot
+    be decoded."""
+    out: dict[tuple[int, ...], str] = {}
+    for path in UPS_KEYS:
+        ds: Dataset | None = identifier
+        for tag in path[:-1]:
+            items = ds.get(tag) if ds is not None else None
+            ds = items[0] if items else None
+        if ds is not None and path[-1] in ds:
+            out[path] = _value_of(ds, path[-1])
+    for tag, key in KEYS.items():
+        if key.level == "PATIENT" and tag in identifier:
+            out[(tag,)] = _value_of(identifier, tag)
+    return out
+
+
+# -- performed procedure steps (the console's MPPS list) -----------------------------------
+
+_mpps = MPPS.__table__
+
+MPPS_KEYS: dict[int, Key] = {
+    _tag(keyword): Key("MPPS", column, match)
+    for keyword, column, match in (
+        ("PerformedProcedureStepID", _mpps.c.pps_id, _text),
+        ("PatientID", _mpps.c.patient_id, _text),
+        ("AccessionNumber", _mpps.c.accession_number, _text),
+        ("StudyInstanceUID", _mpps.c.study_iuid, _uid),
+        ("PerformedStationAETitle", _mpps.c.station_aet, _text),
+        ("Modality", _mpps.c.modality, _code),
+        ("PerformedProcedureStepStatus", _mpps.c.status, _code),
+        ("PerformedProcedureStepStartDate", _mpps.c.start_date, _date_range),
+    )
+}
+
+
+def mpps_conditions(keys: Mapping[int, str]) -> list[ColumnElement[bool]]:
+    """The conditions on the mpps table of matching keys of MPPS_KEYS (by tag). Raises
+    MatchingError for a value that cannot be matched."""
+    out: list[ColumnElement[bool]] = []
+    for tag, value in keys.items():
+        key = MPPS_KEYS.get(tag)
+        condition = _key_condition(key, tag, value) if key is not None else None
+        if condition is not None:
+            out.append(condition)
     return out

@@ -22,8 +22,68 @@ ONE_OR_MORE_FAILURES = 0xB000
 
 # Failures any service may answer.
 PROCESSING_FAILURE = 0x0110  # "Processing failure: ...", "Database error: ..."
+# MPPS (dcm4che's BasicMPPSSCP): an N-SET of a step no longer IN PROGRESS gets
+# PROCESSING_FAILURE "Performed Procedure Step Object may no longer be updated" with this
+# Error ID (0000,0903); a second N-CREATE of a step, DUPLICATE_SOP_INSTANCE "duplicate SOP
+# Instance".
+MAY_NO_LONGER_BE_UPDATED_ERROR_ID = 0xA710
 SOP_CLASS_NOT_SUPPORTED = 0x0122  # "Storage not offered by this AE"
+# Storage commitment failure reasons (PS3.3 C.14.1.1) and N-ACTION statuses.
+NO_SUCH_OBJECT_INSTANCE = 0x0112
+CLASS_INSTANCE_CONFLICT = 0x0119
+NO_SUCH_ACTION_TYPE = 0x0123
+# N-CREATE/N-SET warnings: done, with some attributes not taken as given.
+ATTRIBUTE_LIST_ERROR = 0x0107
+ATTRIBUTE_VALUE_OUT_OF_RANGE = 0x0116
 UNRECOGNIZED_OPERATION = 0x0211  # "<operation> not supported"
+# N-CREATE/N-SET attribute checks (dcm4che's IOD validation): "Not allowed Attribute:
+# (gggg,eeee)", "Missing Attribute: ...", "Missing Value of Attribute: ...", "Invalid
+# Attribute: ..."; the tags are also in the Attribute Identifier List.
+NO_SUCH_ATTRIBUTE = 0x0105
+INVALID_ATTRIBUTE_VALUE = 0x0106
+MISSING_ATTRIBUTE = 0x0120
+MISSING_ATTRIBUTE_VALUE = 0x0121
+# N-CREATE of an instance that exists: "The UPS already exists."
+DUPLICATE_SOP_INSTANCE = 0x0111
+# N-ACTION argument missing or wrong: "The Transaction UID is missing." ...
+INVALID_ARGUMENT_VALUE = 0x0115
+
+# Unified Procedure Step (PS3.4 CC.2), names as dcm4che's; the comments are dcm4chee's.
+# Warnings: the state asked for is the state the work item is in (nothing done).
+UPS_ALREADY_IN_REQUESTED_STATE_OF_CANCELED = 0xB304
+UPS_ALREADY_IN_REQUESTED_STATE_OF_COMPLETED = 0xB306
+# "The submitted request is inconsistent with the current state of the UPS Instance."
+# (N-SET or N-ACTION on a CANCELED or COMPLETED work item).
+UPS_MAY_NO_LONGER_BE_UPDATED = 0xC300
+# "The Transaction UID is missing." / "The Transaction UID is incorrect."
+UPS_TRANSACTION_UID_NOT_CORRECT = 0xC301
+# Claim (IN PROGRESS) of a work item already IN PROGRESS: "The submitted request is
+# inconsistent with the current state of the UPS Instance."
+UPS_ALREADY_IN_PROGRESS = 0xC302
+# Change state to SCHEDULED: "The submitted request is inconsistent ..." (only N-CREATE
+# makes a work item SCHEDULED).
+UPS_STATE_MAY_NOT_CHANGED_TO_SCHEDULED = 0xC303
+# COMPLETED without the Performed Procedure's start and end date/time, station and
+# workitem codes: "The submitted request is inconsistent ...".
+UPS_NOT_MET_FINAL_STATE_REQUIREMENTS = 0xC304
+# "Specified SOP Instance UID does not exist"
+UPS_DOES_NOT_EXIST = 0xC307
+# Subscribe with a Receiving AE that is not a configured remote AE: "Unknown Receiving
+# AE: <title>".
+UPS_UNKNOWN_RECEIVING_AET = 0xC308
+# N-CREATE: "The provided value of UPS State was not SCHEDULED"
+UPS_NOT_SCHEDULED = 0xC309
+# N-SET with a Transaction UID, or CANCELED/COMPLETED, of a SCHEDULED work item: "The
+# submitted request is inconsistent with the current state of the UPS Instance."
+UPS_NOT_YET_IN_PROGRESS = 0xC310
+# Request cancel of a COMPLETED work item: "The UPS is already COMPLETED."
+UPS_ALREADY_COMPLETED = 0xC311
+# Request cancel of an IN PROGRESS work item whose performer is no subscriber the
+# archive can send events to: "The performer cannot be contacted"
+UPS_PERFORMER_CANNOT_BE_CONTACTED = 0xC312
+UPS_PERFORMER_CHOOSES_NOT_TO_CANCEL = 0xC313
+UPS_ACTION_NOT_APPROPRIATE = 0xC314
+UPS_DOES_NOT_SUPPORT_EVENT_REPORTS = 0xC315
 
 # Out of resources (disk, database): "Out of resources", or the storage's own message.
 OUT_OF_RESOURCES = 0xA700

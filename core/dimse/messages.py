@@ -19,6 +19,15 @@ C_MOVE_RSP = 0x8021
 C_ECHO_RQ = 0x0030
 C_ECHO_RSP = 0x8030
 C_CANCEL_RQ = 0x0FFF
+N_EVENT_REPORT_RQ = 0x0100
+N_EVENT_REPORT_RSP = 0x8100
+N_GET_RQ = 0x0110
+N_SET_RQ = 0x0120
+N_ACTION_RQ = 0x0130
+N_ACTION_RSP = 0x8130
+N_CREATE_RQ = 0x0140
+N_CREATE_RSP = 0x8140
+N_DELETE_RQ = 0x0150
 
 NAMES = {
     C_STORE_RQ: "C-STORE",
@@ -27,12 +36,12 @@ NAMES = {
     C_MOVE_RQ: "C-MOVE",
     C_ECHO_RQ: "C-ECHO",
     C_CANCEL_RQ: "C-CANCEL",
-    0x0100: "N-EVENT-REPORT",
-    0x0110: "N-GET",
-    0x0120: "N-SET",
-    0x0130: "N-ACTION",
-    0x0140: "N-CREATE",
-    0x0150: "N-DELETE",
+    N_EVENT_REPORT_RQ: "N-EVENT-REPORT",
+    N_GET_RQ: "N-GET",
+    N_SET_RQ: "N-SET",
+    N_ACTION_RQ: "N-ACTION",
+    N_CREATE_RQ: "N-CREATE",
+    N_DELETE_RQ: "N-DELETE",
 }
 
 NO_DATASET = 0x0101
@@ -41,6 +50,8 @@ HAS_DATASET = 0x0000
 MEDIUM = 0x0000
 # The C- requests that carry a Priority (C-ECHO does not).
 _WITH_PRIORITY = {C_STORE_RQ, C_GET_RQ, C_FIND_RQ, C_MOVE_RQ}
+# The N- requests that name their SOP class/instance as Requested, not Affected (PS3.7 §10.3).
+_REQUESTED = {N_GET_RQ, N_SET_RQ, N_ACTION_RQ, N_DELETE_RQ}
 
 # Group 0000 tags.
 AFFECTED_SOP_CLASS_UID = 0x00000002
@@ -57,6 +68,10 @@ ERROR_COMMENT = 0x00000902
 ERROR_ID = 0x00000903
 AFFECTED_SOP_INSTANCE_UID = 0x00001000
 REQUESTED_SOP_INSTANCE_UID = 0x00001001
+EVENT_TYPE_ID = 0x00001002
+# N-GET: the attributes asked for; N-CREATE/N-SET failures: the attributes at fault.
+ATTRIBUTE_IDENTIFIER_LIST = 0x00001005
+ACTION_TYPE_ID = 0x00001008
 REMAINING = 0x00001020
 COMPLETED = 0x00001021
 FAILED = 0x00001022
@@ -77,10 +92,10 @@ _US = {
     FAILED,
     WARNING,
     MOVE_ORIGINATOR_MESSAGE_ID,
-    0x00001002,
-    0x00001008,
+    EVENT_TYPE_ID,
+    ACTION_TYPE_ID,
 }
-_AT = {OFFENDING_ELEMENT, 0x00001005}
+_AT = {OFFENDING_ELEMENT, ATTRIBUTE_IDENTIFIER_LIST}
 _UI = {
     AFFECTED_SOP_CLASS_UID,
     REQUESTED_SOP_CLASS_UID,
@@ -176,9 +191,13 @@ def response(
     offending: list[int] | None = None,
     extra: Iterable[tuple[int, object]] = (),
 ) -> bytes:
-    """The response command set to `request`, echoing its SOP class/instance UIDs."""
+    """The response command set to `request`, echoing its SOP class/instance UIDs (an N-
+    request's Requested ones come back as Affected); `extra` adds elements such as the
+    Action or Event Type ID."""
     sop_class = request.text(AFFECTED_SOP_CLASS_UID) or request.text(REQUESTED_SOP_CLASS_UID)
-    sop_instance = request.text(AFFECTED_SOP_INSTANCE_UID) or None
+    sop_instance = (
+        request.text(AFFECTED_SOP_INSTANCE_UID) or request.text(REQUESTED_SOP_INSTANCE_UID) or None
+    )
     return encode(
         [
             (AFFECTED_SOP_CLASS_UID, sop_class or None),
@@ -203,17 +222,22 @@ def request(
     has_dataset: bool = False,
     extra: Iterable[tuple[int, object]] = (),
 ) -> bytes:
-    """A request command set: `field_value` (C_ECHO_RQ, C_STORE_RQ, C_FIND_RQ...) for the
-    Affected SOP Class (and Instance) UID, with Priority MEDIUM where the request has one;
-    `extra` adds elements such as the Move Destination or the Move Originator."""
+    """A request command set: `field_value` (C_ECHO_RQ, C_STORE_RQ, N_ACTION_RQ...) for the
+    Affected SOP Class (and Instance) UID, or the Requested ones for N-GET, N-SET,
+    N-ACTION and N-DELETE, with Priority MEDIUM where the request has one; `extra` adds
+    elements such as the Move Destination, the Move Originator or the Action Type ID."""
+    requested = field_value in _REQUESTED
     return encode(
         [
-            (AFFECTED_SOP_CLASS_UID, sop_class),
+            (REQUESTED_SOP_CLASS_UID if requested else AFFECTED_SOP_CLASS_UID, sop_class),
             (COMMAND_FIELD, field_value),
             (MESSAGE_ID, message_id),
             (PRIORITY, MEDIUM if field_value in _WITH_PRIORITY else None),
             (COMMAND_DATA_SET_TYPE, HAS_DATASET if has_dataset else NO_DATASET),
-            (AFFECTED_SOP_INSTANCE_UID, sop_instance),
+            (
+                REQUESTED_SOP_INSTANCE_UID if requested else AFFECTED_SOP_INSTANCE_UID,
+                sop_instance,
+            ),
             *extra,
         ]
     )

@@ -6,14 +6,21 @@ from core.config import AEConfig, Service
 from core.dicom.uids import (
     EXPLICIT_VR_LE,
     IMPLICIT_VR_LE,
+    MODALITY_PERFORMED_PROCEDURE_STEP,
+    MODALITY_WORKLIST_FIND,
     PATIENT_ROOT_FIND,
     PATIENT_ROOT_GET,
     PATIENT_ROOT_MOVE,
+    STORAGE_COMMITMENT_PUSH,
     STORAGE_SOP_CLASSES,
     STUDY_ROOT_FIND,
     STUDY_ROOT_GET,
     STUDY_ROOT_MOVE,
     TRANSFER_SYNTAXES,
+    UPS_PULL,
+    UPS_PUSH,
+    UPS_QUERY,
+    UPS_WATCH,
     VERIFICATION,
 )
 from core.dimse import pdu
@@ -37,6 +44,19 @@ def _supported(ae: AEConfig) -> dict[str, frozenset[str] | tuple[str, ...]]:
     if Service.STORAGE in ae.services or Service.RETRIEVE in ae.services:
         # Storage contexts also carry C-GET sub-operations (the requestor as SCP).
         out.update(dict.fromkeys(STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES))
+    if Service.STGCMT in ae.services:
+        # Both roles: N-ACTION from peers asking to commit, and N-EVENT-REPORT from peers
+        # reporting (they propose SCU-role 0 / SCP-role 1, echoed as accepted).
+        out[STORAGE_COMMITMENT_PUSH] = QUERY_TRANSFER_SYNTAXES
+    if Service.MPPS in ae.services:
+        out[MODALITY_PERFORMED_PROCEDURE_STEP] = QUERY_TRANSFER_SYNTAXES
+    if Service.MWL in ae.services:
+        out[MODALITY_WORKLIST_FIND] = QUERY_TRANSFER_SYNTAXES
+    if Service.UPS in ae.services:
+        # Push, Pull, Watch and Query as SCP; events go out on associations of our own.
+        out.update(
+            dict.fromkeys((UPS_PUSH, UPS_PULL, UPS_WATCH, UPS_QUERY), QUERY_TRANSFER_SYNTAXES)
+        )
     return out
 
 

@@ -3,21 +3,24 @@
 The identifier is validated as dcm4che does (A900 with "Missing ..." / "Invalid ..."
 comments), matches are streamed as Pending responses straight from the database, and a
 C-CANCEL-RQ for the request stops the query with status Cancel. Bad requests get a failure
-status with an error comment; the association goes on.
+status with an error comment; the association goes on. `serve` does this for any model's
+matches (the worklist SCP uses it too).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from contextlib import closing
+
+from pydicom import Dataset
 
 from core.dicom.codec import decode_identifier, encode_identifier
 from core.dicom.status import (
     CANCEL,
     CANNOT_UNDERSTAND,
     PENDING,
-    SOP_CLASS_NOT_SUPPORTED,
     SUCCESS,
     UNABLE_TO_PROCESS,
 )
@@ -32,51 +35,79 @@ from core.services.query import Query, find
 log = logging.getLogger(__name__)
 
 
+# What a C-FIND SCP module gives `serve`: from the decoded identifier, the information
+# model's name (for the statistics) and the responses, an iterator to close when stopping
+# early. It raises one of IDENTIFIER_REFUSED for an identifier it refuses.
+Matcher = Callable[[Request, Dataset], tuple[str, Iterator[Dataset]]]
+
+
 def handle_find(request: Request) -> int:
     """Answer a C-FIND-RQ: Pending responses with the matches, then the final status."""
+    return serve(request, _query)
+
+
+def _query(request: Request, identifier: Dataset) -> tuple[str, Iterator[Dataset]]:
+    query = Query.from_identifier(
+        identifier,
+        FIND_MODELS[request.ctx.abstract_syntax],
+        relational=request.relational,
+        view=request.ae.view,
+        retrieve_aet=request.ae.title,
+    )
+    return query.level, find(request.services, query)
+
+
+def serve(request: Request, matcher: Matcher) -> int:
+    """Answer a C-FIND-RQ with `matcher`'s responses as Pending, then the final status;
+    a bad request gets a failure status with an error comment, the association goes on."""
     try:
         raw = request.assoc.receive_dataset() if request.command.has_dataset else None
     except DataSetTooLarge as exc:
-        return _failed(request, CANNOT_UNDERSTAND, f"Identifier: {exc}")
+        return failed(request, CANNOT_UNDERSTAND, f"Identifier: {exc}")
     try:
-        return _find(request, raw)
+        return _find(request, raw, matcher)
     except AssociationClosed:
         raise
     except Exception as exc:
-        reason = _reason(exc)
-        log.error("C-FIND from %s failed: %s", _peer(request), reason)
+        why = reason(exc)
+        log.error("C-FIND from %s failed: %s", _peer(request), why)
         log.debug("C-FIND failure", exc_info=True)
-        return _final(request, UNABLE_TO_PROCESS, f"Unable to process: {reason}")
+        return final(request, UNABLE_TO_PROCESS, f"Unable to process: {why}")
 
 
-def _find(request: Request, raw: bytes | None) -> int:
-    model = FIND_MODELS.get(request.ctx.abstract_syntax)
-    if model is None:
-        return _failed(request, SOP_CLASS_NOT_SUPPORTED, "SOP Class not supported for C-FIND")
+def _find(request: Request, raw: bytes | None, matcher: Matcher) -> int:
     if raw is None:
-        return _failed(request, CANNOT_UNDERSTAND, "C-FIND-RQ without identifier")
+        return failed(request, CANNOT_UNDERSTAND, "C-FIND-RQ without identifier")
     syntax = request.ctx.transfer_syntax
     try:
         identifier = decode_identifier(raw, syntax)
+        # pydicom parses lazily: a malformed element fails here, not in the matcher.
+        identifier.decode()
     except Exception as exc:
-        return _failed(request, CANNOT_UNDERSTAND, f"Cannot decode identifier: {_reason(exc)}")
+        return failed(request, CANNOT_UNDERSTAND, f"Cannot decode identifier: {reason(exc)}")
     try:
-        query = Query.from_identifier(
-            identifier,
-            model,
-            relational=request.relational,
-            view=request.ae.view,
-            retrieve_aet=request.ae.title,
-        )
-        results = find(request.services, query)
+        model, results = matcher(request, identifier)
     except IDENTIFIER_REFUSED as exc:
-        return _failed(request, exc.status, exc.comment, exc.tag)
+        return failed(request, exc.status, exc.comment, exc.tag)
     started = time.perf_counter()
+    matches = send_matches(request, results)
+    if matches is None:
+        return CANCEL
+    request.services.events.publish(QueryAnswered(model, time.perf_counter() - started, matches))
+    return final(request, SUCCESS)
+
+
+def send_matches(request: Request, results: Iterator[Dataset]) -> int | None:
+    """Send each of `results` as a Pending response (closing it at the end); the number
+    sent, or None when a C-CANCEL-RQ stopped them (the final Cancel is then sent). The
+    caller sends the final status otherwise."""
     matches = 0
-    with closing(results):
+    syntax = request.ctx.transfer_syntax
+    with closing(results):  # type: ignore[type-var]
         for response in results:
             if _cancelled(request):
-                return _final(request, CANCEL)
+                final(request, CANCEL)
+                return None
             data = encode_identifier(response, syntax)
             request.assoc.send_command(
                 request.ctx.id,
@@ -84,10 +115,7 @@ def _find(request: Request, raw: bytes | None) -> int:
             )
             request.assoc.send_data(request.ctx.id, data)
             matches += 1
-    request.services.events.publish(
-        QueryAnswered(query.level, time.perf_counter() - started, matches)
-    )
-    return _final(request, SUCCESS)
+    return matches
 
 
 def _cancelled(request: Request) -> bool:
@@ -110,7 +138,7 @@ def _cancelled(request: Request) -> bool:
     return False
 
 
-def _reason(exc: Exception) -> str:
+def reason(exc: Exception) -> str:
     """One line for an error comment. A database error carries the driver's exception,
     whose first line says what failed."""
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
@@ -121,14 +149,14 @@ def _peer(request: Request) -> str:
     return f"{request.assoc.remote_ae}@{request.assoc.peer[0]}"
 
 
-def _failed(request: Request, status: int, comment: str, tag: int | None = None) -> int:
+def failed(request: Request, status: int, comment: str, tag: int | None = None) -> int:
+    """Log a refused C-FIND with its peer and send the failure `status`."""
     log.warning("C-FIND from %s: %04X %s", _peer(request), status, comment)
-    return _final(request, status, comment, tag)
+    return final(request, status, comment, tag)
 
 
-def _final(
-    request: Request, status: int, comment: str | None = None, tag: int | None = None
-) -> int:
+def final(request: Request, status: int, comment: str | None = None, tag: int | None = None) -> int:
+    """Send the final C-FIND response (`tag` the offending element) and return `status`."""
     request.assoc.send_command(
         request.ctx.id,
         messages.response(

@@ -30,6 +30,7 @@ def handle_store(request: Request) -> int:
         cmd.text(messages.AFFECTED_SOP_INSTANCE_UID),
         request.ctx.transfer_syntax,
         assoc.remote_ae,
+        request.ae.title,
     )
     try:
         assoc.receive_data(receiver)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from core.config import Config
 from core.db.engine import Database, sqlite_file
@@ -23,6 +27,32 @@ class ServiceContext:
     storage: FileStorage
     events: EventBus
     indexer: Indexer
+
+
+# What use cases that several others compose take: a ServiceContext (they run in a
+# transaction of their own) or the caller's Session (they run in the caller's, e.g. an HL7
+# order that creates its patient and its worklist items together).
+Target = ServiceContext | Session
+
+
+@contextmanager
+def writing(target: Target) -> Iterator[Session]:
+    """The caller's session, or a write transaction of its own (committed at the end)."""
+    if isinstance(target, Session):
+        yield target
+    else:
+        with target.db.write() as session:
+            yield session
+
+
+@contextmanager
+def reading(target: Target) -> Iterator[Session]:
+    """The caller's session, or a read transaction of its own."""
+    if isinstance(target, Session):
+        yield target
+    else:
+        with target.db.read() as session:
+            yield session
 
 
 def configured_storage(config: Config) -> FileStorage:

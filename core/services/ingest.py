@@ -74,6 +74,8 @@ class Received:
     source_aet: str
     sop_class_uid: str | None = None
     sop_instance_uid: str | None = None
+    # The archive AE that received it ("" for console uploads): export rules' `aes`.
+    called_aet: str = ""
 
 
 @dataclass
@@ -280,6 +282,8 @@ def ingest(services: ServiceContext, received: Received) -> StoreResult:
                 received.file.size,
                 received.source_aet,
                 result.outcome,
+                received.called_aet,
+                partial(attrs.text, h.ds),
             )
         )
     return result
@@ -300,12 +304,14 @@ class Receiver:
         sop_instance_uid: str,
         transfer_syntax: str,
         source_aet: str = "",
+        called_aet: str = "",
     ) -> None:
         self.services = services
         self.sop_class_uid = sop_class_uid
         self.sop_instance_uid = sop_instance_uid
         self.transfer_syntax = transfer_syntax
         self.source_aet = source_aet
+        self.called_aet = called_aet
         self.file: IncomingFile | None = None
         self.error: str | None = None
         try:
@@ -339,6 +345,7 @@ class Receiver:
             self.source_aet,
             self.sop_class_uid,
             self.sop_instance_uid,
+            self.called_aet,
         )
         return ingest(self.services, received)
 

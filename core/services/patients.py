@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session
 
 from core.db import matching
 from core.db.columns import patient_columns
-from core.db.models import Patient, Study
+from core.db.models import MWLItem, MWLStationAET, Patient, Study
 from core.dicom import attributes
 from core.index.rules import LOCK
-from core.services import paging, query, rows
-from core.services.context import ServiceContext
+from core.services import paging, query, rows, ups
+from core.services.context import ServiceContext, Target, reading, writing
 from core.services.paging import Page
 from core.services.rows import StudyRow
 from core.services.studies import STUDY_ORDER
@@ -225,18 +225,18 @@ def search(
         )
 
 
-def get(services: ServiceContext, pk: int) -> PatientRow:
+def get(target: Target, pk: int) -> PatientRow:
     """One patient; PatientError when it is gone."""
-    with services.db.read() as session:
+    with reading(target) as session:
         row = session.execute(_patients_select().where(_patient.c.pk == pk)).first()
     if row is None:
         raise PatientError("The patient no longer exists (deleted meanwhile?)")
     return _row(row)
 
 
-def demographics(services: ServiceContext, pk: int) -> Demographics:
+def demographics(target: Target, pk: int) -> Demographics:
     """The current editable attributes of a patient (to fill the edit form)."""
-    with services.db.read() as session:
+    with reading(target) as session:
         return demographics_of(attributes.loads(_patient_or_error(session, pk).attrs))
 
 
@@ -244,10 +244,28 @@ def find_by_id(services: ServiceContext, text: str) -> PatientRow:
     """The patient named by `PID` or `PID^^^ISSUER` (as dcm4chee writes them), matched as
     the indexer matches; PatientError when none or several match."""
     patient_id, _, issuer = text.strip().partition("^^^")
+    with services.db.read() as session:
+        return find_in(session, patient_id, issuer)
+
+
+def find_in(session: Session, patient_id: str, issuer: str = "") -> PatientRow:
+    """The patient of `patient_id` and `issuer` ("" for none), matched as the indexer
+    matches, read in `session` (for use cases that write in the same transaction);
+    PatientError when none or several match."""
     patient_id, issuer = patient_id.strip(), issuer.strip()
     if not patient_id:
         raise PatientError("Give a patient ID (PID, or PID^^^ISSUER)")
-    with services.db.read() as session:
+    found = lookup(session, patient_id, issuer)
+    if found is None:
+        raise PatientError(f"No patient with ID {label(patient_id, issuer)}")
+    return found
+
+
+def lookup(target: Target, patient_id: str, issuer: str = "") -> PatientRow | None:
+    """As `find_in`, but None when no patient has the ID (merged patients included:
+    `merged_into` says so); HL7 ADT creates the patient then."""
+    patient_id, issuer = patient_id.strip(), issuer.strip()
+    with reading(target) as session:
         rows = [
             r
             for r in session.execute(_patients_select().where(_patient.c.patient_id == patient_id))
@@ -256,14 +274,12 @@ def find_by_id(services: ServiceContext, text: str) -> PatientRow:
     exact = [r for r in rows if (r.issuer or "") == issuer]
     if len(exact) == 1:
         return _row(exact[0])
-    if not rows:
-        raise PatientError(f"No patient with ID {label(patient_id, issuer)}")
     if len(rows) > 1:
         raise PatientError(
             f"Patient ID {patient_id} names {len(rows)} patients: add the issuer "
             f"({', '.join(label(r.patient_id, r.issuer) for r in rows)})"
         )
-    return _row(rows[0])
+    return _row(rows[0]) if rows else None
 
 
 def studies(
@@ -327,14 +343,14 @@ def _store(patient: Patient, attrs: dict[str, Any], now: datetime) -> None:
     patient.edited = now
 
 
-def create(services: ServiceContext, demographics: Demographics) -> int:
+def create(target: Target, demographics: Demographics) -> int:
     """Create a patient without studies (dcm4chee's "create patient"); its primary key.
     A later object with this Patient ID (and issuer, or none) is stored under it."""
     values = _cleaned(demographics)
     if not values["patient_id"]:
         raise PatientError("A patient needs a Patient ID")
     now = datetime.now()
-    with services.db.write() as session:
+    with writing(target) as session:
         _lock(session, [values["patient_id"]])
         _check_unused(session, values["patient_id"], values["issuer"], None)
         patient = Patient(created=now)
@@ -344,13 +360,13 @@ def create(services: ServiceContext, demographics: Demographics) -> int:
         return patient.pk
 
 
-def edit(services: ServiceContext, pk: int, demographics: Demographics) -> None:
+def edit(target: Target, pk: int, demographics: Demographics) -> None:
     """Replace the editable attributes of a patient (others in `attrs` stay). A changed
     Patient ID or issuer must not name another patient."""
     values = _cleaned(demographics)
     if not values["patient_id"]:
         raise PatientError("A patient needs a Patient ID")
-    with services.db.write() as session:
+    with writing(target) as session:
         patient = _patient_or_error(session, pk)
         if patient.merged_into_fk is not None:
             raise PatientError(f"{_name(patient)} was merged: edit the patient it was merged into")
@@ -388,15 +404,16 @@ def _merge_target(session: Session, patient: Patient) -> str:
     return _name(target) if target is not None else "another patient"
 
 
-def merge(services: ServiceContext, source_pk: int, target_pk: int) -> int:
+def merge(on: Target, source_pk: int, target_pk: int) -> int:
     """Merge patient `source_pk` into `target_pk`: its studies move to the target, it
     keeps `merged_into_fk` and no studies. Returns how many studies moved. Merging a
     patient into itself, a merged patient, or into a merged patient is refused, so no
-    merge chain can close a circle."""
+    merge chain can close a circle. In a transaction of its own, or `on` the caller's
+    session (an HL7 merge creates the patients it names in the same one)."""
     if source_pk == target_pk:
         raise PatientError("A patient cannot be merged into itself")
     now = datetime.now()
-    with services.db.write() as session:
+    with writing(on) as session:
         source = _patient_or_error(session, source_pk)
         target = _patient_or_error(session, target_pk)
         _lock(session, [source.patient_id, target.patient_id])
@@ -415,6 +432,12 @@ def merge(services: ServiceContext, source_pk: int, target_pk: int) -> int:
         moved = session.execute(
             update(Study).where(Study.patient_fk == source_pk).values(patient_fk=target_pk)
         ).rowcount
+        # Its worklist items follow it, as dcm4chee moves them on merge.
+        session.execute(
+            update(MWLItem).where(MWLItem.patient_fk == source_pk).values(patient_fk=target_pk)
+        )
+        # Its work items follow it (dcm4chee's moveUPS).
+        ups.move_patient(session, source_pk, target_pk)
         source.merged_into_fk = target_pk
         source.updated = now
         # The moved studies' objects are retrieved with the target's attributes.
@@ -425,7 +448,8 @@ def merge(services: ServiceContext, source_pk: int, target_pk: int) -> int:
 
 def delete_patient(services: ServiceContext, pk: int) -> int:
     """Delete a patient without studies, with the patients merged into it (they are its
-    aliases, as dcm4chee deletes them along). Returns how many patient rows went."""
+    aliases, as dcm4chee deletes them along) and their worklist items. Returns how many
+    patient rows went."""
     with services.db.write() as session:
         patient = _patient_or_error(session, pk)
         _lock(session, [patient.patient_id])
@@ -445,6 +469,12 @@ def delete_patient(services: ServiceContext, pk: int) -> int:
                 f"{_name(patient)} has {studies} stud{'y' if studies == 1 else 'ies'}: "
                 "delete them or merge the patient instead"
             )
+        # Their worklist items go along (dcm4chee's removeMPPSMWLUWLAndPatient).
+        items = select(MWLItem.pk).where(MWLItem.patient_fk.in_(family))
+        session.execute(delete(MWLStationAET).where(MWLStationAET.mwl_item_fk.in_(items)))
+        session.execute(delete(MWLItem).where(MWLItem.patient_fk.in_(family)))
+        # Its work items go with it, as dcm4chee deletes them along.
+        ups.delete_of_patients(session, family)
         # Merged patients first: each row is referenced by those merged into it.
         for member in reversed(family):
             session.execute(delete(Patient).where(Patient.pk == member))

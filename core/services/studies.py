@@ -7,8 +7,7 @@ modules next to this one (study_edits, study_files, study_delete); this one only
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -16,10 +15,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from core.config import Config, View
-from core.db.models import Study
+from core.db.models import Patient, Study
 from core.services import query as q
 from core.services import rows
 from core.services.context import ServiceContext
+from core.services.csv_file import write_csv
 from core.services.paging import Page
 from core.services.rows import InstanceRow, SeriesRow, StudyRow
 
@@ -62,7 +62,7 @@ class StudySearch:
             if value:
                 # A study date typed as 2026-01-05 is the DICOM 20260105 (a range keeps
                 # its `-` between two dates of eight digits).
-                out[keyword] = _dicom_date(value) if name == "study_date" else value
+                out[keyword] = dicom_date(value) if name == "study_date" else value
         return out
 
     def view(self, config: Config) -> View:
@@ -76,18 +76,27 @@ class StudySearch:
             raise ValueError(f"no archive AE {self.ae_title!r} on this device")
         return ae.view
 
+    def remote_ae(self, config: Config) -> str | None:
+        """The remote AE the form's AE names, when it names one and no archive AE of
+        this device: the search then runs there (core.services.remote_query)."""
+        title = self.ae_title.strip().upper()
+        if not title or any(a.title.upper() == title for a in config.ae):
+            return None
+        remote = next((r for r in config.remote_ae if r.title.upper() == title), None)
+        return remote.title if remote is not None else None
+
     def query(self, config: Config) -> q.Query:
         """The STUDY-level query of this form."""
         return q.Query.of("STUDY", self.keys(), view=self.view(config))
 
 
-def _dicom_date(value: str) -> str:
+def dicom_date(value: str) -> str:
     """2026-01-05 as 20260105, also at either end of a range written `a - b`."""
     if len(value) == 10 and value[4] == "-" and value[7] == "-":
         return value.replace("-", "")
     parts = value.split(" - ") if " - " in value else None
     if parts and len(parts) == 2:
-        return "-".join(_dicom_date(p.strip()) for p in parts)
+        return "-".join(dicom_date(p.strip()) for p in parts)
     return value
 
 
@@ -157,6 +166,25 @@ def arrived_since(services: ServiceContext, since: datetime) -> int:
         return int(session.execute(statement).scalar_one())
 
 
+def labels(services: ServiceContext, study_uids: Iterable[str]) -> dict[str, str]:
+    """What a person calls each of these studies, for lists of tasks about them: the
+    patient's name and the study description (`Doe^John · CT Chest`); studies not in
+    the index are left out."""
+    uids = sorted(set(study_uids))
+    if not uids:
+        return {}
+    statement = (
+        select(Study.study_iuid, Patient.patient_name, Study.study_description)
+        .join(Patient, Study.patient_fk == Patient.pk)
+        .where(Study.study_iuid.in_(uids))
+    )
+    with services.db.read() as session:
+        return {
+            uid: " · ".join(part for part in (name, description) if part)
+            for uid, name, description in session.execute(statement)
+        }
+
+
 def first_instance(
     services: ServiceContext, study_iuid: str, series_iuid: str = "", *, ae_title: str = ""
 ) -> str | None:
@@ -198,21 +226,14 @@ def csv_rows(services: ServiceContext, form: StudySearch) -> Iterator[StudyRow]:
     return rows.every(services, form.query(services.config), STUDY_ORDER)
 
 
+def matching_uids(services: ServiceContext, form: StudySearch) -> list[str]:
+    """The Study Instance UIDs of every study matching `form` (an action on "all
+    matching")."""
+    return [row.study_iuid for row in csv_rows(services, form)]
+
+
 def save_csv(services: ServiceContext, form: StudySearch, path: str | Path) -> int:
     """Write every study matching `form` as CSV (a header of column names, then one line
     per study) to `path`, through a temporary file; returns the number of studies."""
-    target = Path(path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    count = 0
-    try:
-        with partial.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(CSV_COLUMNS)
-            for row in csv_rows(services, form):
-                writer.writerow([getattr(row, name) for name in CSV_COLUMNS])
-                count += 1
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return count
+    lines = ([getattr(row, name) for name in CSV_COLUMNS] for row in csv_rows(services, form))
+    return write_csv(path, CSV_COLUMNS, lines)

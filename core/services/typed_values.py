@@ -17,7 +17,18 @@ from core.dicom import attributes
 UTF8 = "ISO_IR 192"
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 # Value lengths by VR (PS3.5 6.2): longer values are refused with the field's name.
-_MAX_LENGTH = {"SH": 16, "LO": 64, "PN": 64, "CS": 16, "IS": 12, "DA": 8, "TM": 16, "LT": 10240}
+_MAX_LENGTH = {
+    "AE": 16,
+    "UI": 64,
+    "SH": 16,
+    "LO": 64,
+    "PN": 64,
+    "CS": 16,
+    "IS": 12,
+    "DA": 8,
+    "TM": 16,
+    "LT": 10240,
+}
 _TIME = re.compile(r"(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?")
 _CODE = re.compile(r"[A-Z0-9 _]*")
 

@@ -3,6 +3,7 @@ C-STORE, and C-FIND helpers."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -191,3 +192,27 @@ def c_find(
         else:
             final = status
     return final.Status, matches, final
+
+
+# One element of a data set dump: "I: (0020,000d) UI [1.2.3 ]   #   6, 1 StudyInstanceUID",
+# indented inside a sequence item.
+_ELEMENT = re.compile(
+    r"^[IWD]: +\(([0-9a-f]{4}),([0-9a-f]{4})\) (\w\w) (?:\[(.*?)\]|\(no value).*#.*\s(\w+)$"
+)
+
+
+def responses(log: str) -> list[dict[str, str]]:
+    """The identifiers of the Pending responses in DCMTK findscu's log, by keyword (the
+    elements of sequence items too)."""
+    found: list[dict[str, str]] = []
+    current: dict[str, str] | None = None
+    for line in log.splitlines():
+        if re.match(r"^I: Find Response: \d+ \(Pending\)", line):
+            current = {}
+            found.append(current)
+        elif line.startswith("I: ----") or "Final Find Response" in line:
+            current = None
+        elif current is not None and (match := _ELEMENT.match(line)):
+            # A UID of odd length is padded with a NUL.
+            current[match.group(5)] = (match.group(4) or "").strip(" \0")
+    return found

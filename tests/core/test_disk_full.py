@@ -72,6 +72,9 @@ min_free_space = "{min_free}"
 [network]
 processes = 1
 
+[hl7]
+port = 0
+
 [[ae]]
 title = "DCM4CHEE"
 host = "127.0.0.1"

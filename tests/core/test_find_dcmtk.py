@@ -3,7 +3,6 @@ and dcm4chee's A900 answer to a SERIES query without StudyInstanceUID."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 from collections.abc import Callable
 
@@ -11,14 +10,17 @@ import pytest
 
 from core.archive import Archive
 from tests.conftest import archive_port, dcmtk_env
-from tests.core.find_support import STUDY_A, STUDY_B, STUDY_C, STUDY_D, corpus, store
+from tests.core.find_support import (
+    STUDY_A,
+    STUDY_B,
+    STUDY_C,
+    STUDY_D,
+    corpus,
+    responses,
+    store,
+)
 
 pytestmark = pytest.mark.dcmtk
-
-# One element of a data set dump: "I: (0020,000d) UI [1.2.3 ]   #   6, 1 StudyInstanceUID".
-_ELEMENT = re.compile(
-    r"^[IWD]: \(([0-9a-f]{4}),([0-9a-f]{4})\) (\w\w) (?:\[(.*?)\]|\(no value).*#.*\s(\w+)$"
-)
 
 
 @pytest.fixture
@@ -36,21 +38,6 @@ def findscu(dcmtk: Callable[[str], str], *args: str) -> tuple[int, str]:
         timeout=60,
     )
     return proc.returncode, (proc.stdout + proc.stderr).decode("utf-8", "replace")
-
-
-def responses(log: str) -> list[dict[str, str]]:
-    """The identifiers of the Pending responses in findscu's log, by keyword."""
-    found: list[dict[str, str]] = []
-    current: dict[str, str] | None = None
-    for line in log.splitlines():
-        if re.match(r"^I: Find Response: \d+ \(Pending\)", line):
-            current = {}
-            found.append(current)
-        elif line.startswith("I: ----") or "Final Find Response" in line:
-            current = None
-        elif current is not None and (match := _ELEMENT.match(line)):
-            current[match.group(5)] = (match.group(4) or "").strip()
-    return found
 
 
 def test_study_root_study_level_as_in_the_issue(dcmtk, port: int) -> None:

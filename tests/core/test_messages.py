@@ -53,3 +53,65 @@ def test_a_c_move_request_names_its_destination() -> None:
     )
     ds = _read(raw)
     assert (ds.CommandField, ds.Priority, ds.MoveDestination) == (0x0021, 0, "STORESCP")
+
+
+STGCMT = "1.2.840.10008.1.20.1"
+STGCMT_INSTANCE = "1.2.840.10008.1.20.1.1"
+
+
+def test_an_n_action_request_names_the_requested_instance_and_action_type() -> None:
+    raw = messages.request(
+        messages.N_ACTION_RQ,
+        STGCMT,
+        5,
+        sop_instance=STGCMT_INSTANCE,
+        has_dataset=True,
+        extra=[(messages.ACTION_TYPE_ID, 1)],
+    )
+    ds = _read(raw)
+    assert (ds.RequestedSOPClassUID, ds.RequestedSOPInstanceUID) == (STGCMT, STGCMT_INSTANCE)
+    assert "AffectedSOPClassUID" not in ds and "Priority" not in ds
+    assert (ds.CommandField, ds.MessageID, ds.ActionTypeID) == (0x0130, 5, 1)
+
+
+def test_an_n_action_response_echoes_the_requested_uids_as_affected() -> None:
+    rq = messages.decode(
+        messages.request(
+            messages.N_ACTION_RQ, STGCMT, 9, sop_instance=STGCMT_INSTANCE, has_dataset=True
+        )[12:]
+    )
+    ds = _read(
+        messages.response(rq, messages.N_ACTION_RSP, 0x0123, extra=[(messages.ACTION_TYPE_ID, 2)])
+    )
+    assert (ds.AffectedSOPClassUID, ds.AffectedSOPInstanceUID) == (STGCMT, STGCMT_INSTANCE)
+    assert (ds.CommandField, ds.MessageIDBeingRespondedTo, ds.Status) == (0x8130, 9, 0x0123)
+    assert ds.ActionTypeID == 2
+
+
+def test_n_event_report_and_n_create_requests_name_the_affected_instance() -> None:
+    report = _read(
+        messages.request(
+            messages.N_EVENT_REPORT_RQ,
+            STGCMT,
+            3,
+            sop_instance=STGCMT_INSTANCE,
+            has_dataset=True,
+            extra=[(messages.EVENT_TYPE_ID, 2)],
+        )
+    )
+    assert (report.AffectedSOPClassUID, report.AffectedSOPInstanceUID) == (
+        STGCMT,
+        STGCMT_INSTANCE,
+    )
+    assert (report.CommandField, report.EventTypeID) == (0x0100, 2)
+    create = _read(
+        messages.request(
+            messages.N_CREATE_RQ,
+            "1.2.840.10008.5.1.4.33",
+            4,
+            sop_instance="1.2.3",
+            has_dataset=True,
+        )
+    )
+    assert (create.CommandField, create.AffectedSOPInstanceUID) == (0x0140, "1.2.3")
+    assert "RequestedSOPClassUID" not in create

@@ -38,7 +38,7 @@ from core.dicom.transcode import TranscodeError, transcode
 from core.services import retrieve
 from core.services.retrieve import find_instances
 from tests import dicomgen
-from tests.conftest import archive_port, nodelay
+from tests.conftest import archive_port, free_port, nodelay
 from tests.core.retrieve_support import Destination, remote_ae, store
 
 GET_MODEL = StudyRootQueryRetrieveInformationModelGet
@@ -85,7 +85,7 @@ def destination() -> Iterator[Destination]:
 @pytest.fixture
 def qr_archive(make_config: Callable[..., Config], destination: Destination) -> Iterator[Archive]:
     """An archive that knows STORESCP (the pynetdicom destination) and an unreachable AE."""
-    closed = destination.port + 1 if destination.port < 65535 else destination.port - 1
+    closed = free_port()  # nobody listens there: ports are handed out in turn
     extra = remote_ae(destination.title, destination.port) + remote_ae("OFFLINE", closed)
     arc = Archive(make_config(extra))
     arc.start()

@@ -3,10 +3,12 @@ tests/tui/fixtures.py, and the console app over it with a frozen clock."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input
 
 from core.archive import Archive
 from core.config import parse
@@ -27,6 +29,9 @@ path = "{root}/fs1"
 [network]
 processes = 0
 
+[hl7]
+port = 0
+
 [[ae]]
 title = "DCM4CHEE"
 host = "127.0.0.1"
@@ -42,6 +47,14 @@ id = "STORESCP"
 kind = "dicom"
 destination = "STORESCP"
 """
+
+
+@pytest.fixture(autouse=True)
+def _steady_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inputs' cursors do not blink in the console tests: a snapshot taken more than half
+    a second after a form got focus (a loaded machine, a form read in a worker) caught
+    the cursor on or off by chance."""
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
 
 
 @pytest.fixture
@@ -86,3 +99,13 @@ def make_console(console_archive: Archive) -> Callable[..., PacsConsole]:
         )
 
     return build
+
+
+@pytest.fixture
+def in_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local times (the frozen clock's, "read at") in UTC, whatever the machine's zone."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from textual import events
 from textual.app import App
 from textual.keys import _character_to_key
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 # Workers still busy after this long are a hang, not slowness.
 IDLE_SECONDS = 60.0
@@ -50,3 +52,19 @@ async def burst(pilot: Pilot, *keys: str) -> None:
         char = key if len(key) == 1 else {"enter": "\r", "tab": "\t", "escape": "\x1b"}.get(key)
         pilot.app.post_message(events.Key(name, char))
     await settle(pilot)
+
+
+def after(*keys: str) -> Callable[[Pilot], Awaitable[None]]:
+    """For snapshots' `run_before`: wait for the view's first read, then press `keys` one
+    at a time, waiting for what each reads; the text cursors then stop blinking (hidden),
+    so that a snapshot does not depend on when in the blink it is taken."""
+
+    async def run(pilot: Pilot) -> None:
+        for step in [(), *[(key,) for key in keys]]:
+            await pilot.press(*step)
+            await settle(pilot)
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False
+        await pilot.pause()
+
+    return run

@@ -34,12 +34,13 @@ def view_name(app: PacsConsole) -> str:
 async def test_colon_jumps_to_a_view_with_completion_and_esc_stays(
     make_console: Console,
 ) -> None:
-    """`:exp<tab><enter>` opens Exporters (completed from "exp"), `:ae` Archive AEs;
+    """`:exporte<tab><enter>` opens Exporters (completed from "exporte": `:export` is
+    Monitoring › Export), `:ae` Archive AEs;
     esc never switches tabs."""
     app = make_console(start_view="device")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        await pilot.press("colon", *"exp", "tab", "enter")
+        await pilot.press("colon", *"exporte", "tab", "enter")
         await pilot.pause()
         assert view_name(app) == "exporters"
         await pilot.press("colon", *"ae", "enter")

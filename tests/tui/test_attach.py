@@ -23,7 +23,9 @@ from textual.widgets import Input
 
 from core.archive import Archive
 from core.config import load
+from core.services import tasks
 from core.services.context import ServiceContext
+from core.services.tasks import TaskFilter
 from tests import dicomgen
 from tests.conftest import Served, free_port, make_config_text, nodelay
 from tests.test_cli import pacs_console
@@ -153,6 +155,56 @@ async def test_remote_ae_added_in_the_attached_console_is_a_move_destination_of_
             time.sleep(0.5)
         assert len(set(received)) == 3
     finally:
+        server.shutdown()
+
+
+async def test_an_attached_consoles_echo_is_sent_by_the_serving_node(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """`p` in the attached console's Remote AEs tab queues a C-ECHO task (queue
+    Verification) that `serve` runs: the peer sees the serving node's association and
+    the console says the answer; a peer that is down fails at once, without retries."""
+    callers: list[int] = []
+    peer = AE(ae_title="ECHOSCP")
+    peer.add_supported_context(Verification)
+
+    def on_echo(event: Any) -> int:
+        callers.append(event.assoc.requestor.port)
+        return 0
+
+    peer_port, down_port, port = free_port(), free_port(), free_port()
+    server = peer.start_server(
+        ("127.0.0.1", peer_port), block=False, evt_handlers=[(evt.EVT_C_ECHO, on_echo)]
+    )
+    extra = (
+        f'\n[[remote_ae]]\ntitle = "ECHOSCP"\nhost = "127.0.0.1"\nport = {peer_port}\n'
+        f'\n[[remote_ae]]\ntitle = "DOWN"\nhost = "127.0.0.1"\nport = {down_port}\n'
+    )
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    running = serve(make_config_text(tmp_path, url, port, extra), port)
+    archive = Archive(load(running.config))
+    services = archive.attach()
+    try:
+        app = PacsConsole(services, None, start_view="remote")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("p")
+            await settle(pilot)
+            await pilot.press("down", "p")
+            await settle(pilot)
+            said = [n.message for n in app._notifications]
+        assert any(m.startswith("C-ECHO ECHOSCP: success in") for m in said), said
+        assert any(m.startswith("C-ECHO DOWN failed:") for m in said), said
+        assert len(callers) == 1
+        rows = tasks.page(services, TaskFilter(queue="Verification"), 10)
+        assert {(t.remote_aet, str(t.status), t.num_failures) for t in rows} == {
+            ("ECHOSCP", "COMPLETED", 0),
+            ("DOWN", "FAILED", 1),
+        }
+        # Run by the serving node's process, not this one.
+        assert all(str(running.proc.pid) in (t.claimed_by or "") for t in rows)
+    finally:
+        archive.stop()
         server.shutdown()
 
 

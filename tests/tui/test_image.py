@@ -102,7 +102,7 @@ async def test_frame_keys_step_through_a_multiframe_upload(
         assert status(app).endswith("frame 1/3")
         picture = app.screen.query_one("#image-picture", HalfcellImage)
         first = picture.image.getpixel((0, 0))  # type: ignore[union-attr]
-        await pilot.press("n")
+        await pilot.press("right_square_bracket")
         await settle(pilot)
         assert status(app).endswith("frame 2/3")
         await pilot.press("pagedown")
@@ -111,11 +111,11 @@ async def test_frame_keys_step_through_a_multiframe_upload(
         last = picture.image.getpixel((0, 0))  # type: ignore[union-attr]
         # Window 1000/2001 maps 0 to black and 2000 to white.
         assert (first, last) == (0, 255)
-        await pilot.press("n")
+        await pilot.press("right_square_bracket")
         await settle(pilot)
         assert status(app).endswith("frame 3/3")
         assert any("is the last of 3" in n.message for n in app._notifications)
-        await pilot.press("p")
+        await pilot.press("left_square_bracket")
         await settle(pilot)
         assert status(app).endswith("frame 2/3")
 

@@ -7,24 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from textual.pilot import Pilot
 
-from tests.tui.pilot import settle
+from tests.tui.pilot import after
 from tui.app import PacsConsole
 
 Console = Callable[..., PacsConsole]
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
-
-
-def after(*keys: str) -> Callable[[Pilot], object]:
-    """Wait for the list, press `keys`, wait for what they fetch."""
-
-    async def run(pilot: Pilot) -> None:
-        for step in [(), *[(key,) for key in keys]]:
-            await pilot.press(*step)
-            await settle(pilot)
-
-    return run
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from textual.pilot import Pilot
 
-from tests.tui.pilot import settle
+from tests.tui.pilot import after
 from tui.app import PacsConsole
 
 Console = Callable[..., PacsConsole]
@@ -22,17 +21,6 @@ SCREENS = [
     pytest.param(("e",), id="edit"),
     pytest.param(("delete",), id="delete"),
 ]
-
-
-def after(*keys: str) -> Callable[[Pilot], object]:
-    """Wait for the list, press `keys` one at a time, waiting for what each fetches."""
-
-    async def run(pilot: Pilot) -> None:
-        for step in [(), *[(key,) for key in keys]]:
-            await pilot.press(*step)
-            await settle(pilot)
-
-    return run
 
 
 @pytest.mark.parametrize("size", SIZES)

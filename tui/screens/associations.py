@@ -15,10 +15,10 @@ from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from core.services.status import AssociationInfo, Snapshot, run_dir, snapshot
+from tui import keymap
 from tui.widgets.live import refresh_while_showing
 from tui.widgets.table import matches, sync_rows
 from tui.widgets.view import View
@@ -76,9 +76,7 @@ class AssociationsView(View):
     with counts, serving process), refreshed every second."""
 
     HELP = "Open associations of every serving process, refreshed every second."
-    BINDINGS = [
-        Binding("z", "pause", "pause/resume refresh", id="associations-pause"),
-    ]
+    BINDINGS = keymap.bindings("associations", "pause")
     DEFAULT_CSS = """
     AssociationsView #associations-summary {
         height: 1;

@@ -10,12 +10,12 @@ from pathlib import Path
 from pydicom import Dataset
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from core.services.study_files import save_attributes
+from tui import keymap
 from tui.widgets.attribute_tree import AttributeTree
 from tui.widgets.prompt import ask_until_done, question
 
@@ -33,11 +33,7 @@ class AttributesScreen(ModalScreen[None]):
     """`AttributesScreen(heading, dataset, uid)`: the tree; j saves JSON, t saves text (a
     path is asked, the file written in a worker); esc closes."""
 
-    BINDINGS = [
-        Binding("j", "save('json')", "save as JSON", id="attributes-save-json"),
-        Binding("t", "save('text')", "save as text", id="attributes-save-text"),
-        Binding("escape,q", "close", "close", id="attributes-close"),
-    ]
+    BINDINGS = keymap.bindings("attributes", "save_json", "save_text", "close")
     DEFAULT_CSS = """
     AttributesScreen { align: center middle; }
     AttributesScreen #attributes-box {

@@ -11,14 +11,15 @@ import numpy as np
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Center, Middle
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from core.services.render import InstanceImage, RenderError, Window, open_image
+from tui import keymap
 from tui.screens.keys import KeysScreen
+from tui.widgets.footer import KeyFooter
 from tui.widgets.picture import picture, show
 
 if TYPE_CHECKING:
@@ -47,25 +48,18 @@ class ImageScreen(Screen[None]):
     ImageScreen #image-message { width: auto; padding: 0 2; }
     ImageScreen #image-status { height: 1; padding: 0 1; background: $panel; }
     """
-    BINDINGS = [
-        Binding("escape", "close", "close", id="image-close"),
-        Binding("right", "window(0, 1)", "width", key_display="←→", id="image-wider"),
-        Binding("left", "window(0, -1)", "narrower", show=False, id="image-narrower"),
-        Binding("up", "window(1, 0)", "centre", key_display="↑↓", id="image-centre-up"),
-        Binding("down", "window(-1, 0)", "centre down", show=False, id="image-centre-down"),
-        Binding("v", "preset", "preset", id="image-preset"),
-        Binding("r", "reset", "reset", id="image-reset"),
-        Binding("n,pagedown", "frame(1)", "frame", key_display="n/p", id="image-next-frame"),
-        Binding("p,pageup", "frame(-1)", "previous frame", show=False, id="image-prev-frame"),
-        Binding("question_mark", "keys", "keys", id="image-keys"),
-    ]
+    BINDINGS = keymap.bindings(
+        "image",
+        *("close", "wider", "narrower", "centre_up", "centre_down"),
+        *("preset", "reset", "next_frame", "previous_frame", "keys"),
+    )
     # What `?` lists, in the order a user needs them.
     KEYS = [
         ("←  →", "window narrower / wider"),
         ("↑  ↓", "window centre up / down"),
         ("v", "next window preset"),
         ("r", "reset the window to the file's"),
-        ("n  p", "next / previous frame (also pgdn / pgup)"),
+        ("]  [", "next / previous frame (also pgdn / pgup)"),
         ("esc", "close"),
     ]
 
@@ -83,7 +77,7 @@ class ImageScreen(Screen[None]):
         with Middle(id="image-area"), Center():
             yield Static("Loading the image…", id="image-message")
         yield Static("", id="image-status")
-        yield Footer()
+        yield KeyFooter()
 
     @work(exclusive=True, group="render", exit_on_error=False)
     async def on_mount(self) -> None:

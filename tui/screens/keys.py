@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from tui import keymap
 
 Keys = list[tuple[str, str]]
 
@@ -24,7 +25,7 @@ def _rows(keys: Keys) -> list[str]:
 class KeysScreen(ModalScreen[None]):
     """A list of keys; any of escape, q or ? closes it."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="keys-close")]
+    BINDINGS = keymap.bindings("keys", "dismiss")
 
     def __init__(self, title: str, help_text: str, view_keys: Keys, app_keys: Keys) -> None:
         """`view_keys` and `app_keys` are (key as shown, what it does)."""

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline, Static
 
 from core.services.status import BUCKET_SECONDS, HISTORY_SECONDS, Snapshot, run_dir, snapshot
+from tui import keymap
 from tui.widgets.live import refresh_while_showing
 from tui.widgets.view import View
 
@@ -68,7 +68,7 @@ class MetricsView(View):
     """Three sparklines over the last hour, refreshed every two seconds."""
 
     HELP = "Activity of the archive over the last hour, in 10-second intervals."
-    BINDINGS = [Binding("r", "refresh_now", "refresh now", id="metrics-refresh")]
+    BINDINGS = keymap.bindings("metrics", "refresh", refresh="refresh now")
     DEFAULT_CSS = """
     MetricsView { padding: 0 1; }
     MetricsView .metric { height: 1fr; min-height: 4; }
@@ -122,6 +122,6 @@ class MetricsView(View):
             self.query_one(f"#{metric.id}-title", Static).update(figures(values, metric))
             self.query_one(f"#{metric.id}-sparkline", Sparkline).data = values
 
-    def action_refresh_now(self) -> None:
+    def action_refresh(self) -> None:
         """Read the figures again now."""
         self.reload()

@@ -7,9 +7,10 @@ import logging
 
 from textual.app import ComposeResult
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from tui.views import MODE_TITLES, MODES, ViewSpec, views_of
+from tui.widgets.footer import KeyFooter
 from tui.widgets.view import View
 
 
@@ -61,7 +62,7 @@ class ModeScreen(Screen[None]):
             for spec in views_of(self.mode):
                 with TabPane(spec.title, id=spec.name):
                     yield _create(spec)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._focus)

@@ -19,6 +19,7 @@ from core.services import patients
 from core.services.paging import Page
 from core.services.patients import Demographics, PatientRow, PatientSearch
 from tui import keymap
+from tui.screens.mwl import MWLView
 from tui.screens.patient_form import PatientForm
 from tui.screens.studies import StudiesView
 from tui.widgets.confirm import Confirm
@@ -87,7 +88,7 @@ class PatientsView(DrillDownView):
     BINDINGS = keymap.bindings(
         "patients",
         *("create", "edit", "merge", "delete", "issuer", "open", "merged", "search"),
-        "refresh",
+        *("refresh", "add_mwl"),
         open="studies of the patient",
     )
     DEFAULT_CSS = """
@@ -195,12 +196,25 @@ class PatientsView(DrillDownView):
         row = self.selected()
         if row is None:
             return
-        self.console.show_view("studies")
-        studies_view = self.console.current_view()
-        assert isinstance(studies_view, StudiesView)
+        studies_view = self.go_to("studies", StudiesView)
         studies_view.open_patient(
             row.patient_id, patients.label(row.patient_id, row.issuer, row.name)
         )
+
+    def action_add_mwl(self) -> None:
+        """Create an MWL item for the patient under the cursor, in the MWL tab (dcm4chee's
+        "Add new MWL")."""
+        row = self.selected()
+        if row is None:
+            return
+        self.go_to("mwl", MWLView).create_for(row.patient_id, row.issuer)
+
+    def go_to(self, name: str, kind: type[T]) -> T:
+        """Bring the view called `name` (of class `kind`) to the front; returns it."""
+        self.console.show_view(name)
+        view = self.console.current_view()
+        assert isinstance(view, kind)
+        return view
 
     def action_search(self) -> None:
         self.query_one("#patients-name", Input).focus()

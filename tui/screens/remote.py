@@ -5,6 +5,7 @@ kept, and used by the running archive at once — and verify one with C-ECHO."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,13 +14,15 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable
 
 from core.config import Config, RemoteAEConfig
+from core.services import outbound, tasks
 from core.services.config_edit import (
     add_remote_ae,
     apply_remote_aes,
     delete_remote_ae,
     update_remote_ae,
 )
-from core.services.verification import echo
+from core.services.context import ServiceContext
+from core.services.verification import EchoResult, echo
 from tui import keymap
 from tui.screens.remote_form import RemoteAEForm
 from tui.widgets.confirm import Confirm
@@ -31,6 +34,29 @@ NO_FILE = (
     "The console runs on the embedded defaults: there is no config file to save to. "
     "Start it with --config FILE (see config.toml.example) to edit remote AEs."
 )
+
+
+# How long an attached console waits for the serving node's C-ECHO.
+ECHO_WAIT = 60.0
+
+
+async def by_serving_node(services: ServiceContext, title: str) -> EchoResult:
+    """Queue a C-ECHO of `title` for the serving node and wait for its answer."""
+    started = time.monotonic()
+    pk = await asyncio.to_thread(outbound.schedule_echo, services, title)
+    while time.monotonic() - started < ECHO_WAIT:
+        await asyncio.sleep(0.2)
+        task = await asyncio.to_thread(tasks.get, services, pk)
+        if task is None:
+            return EchoResult(False, "the C-ECHO task was deleted", time.monotonic() - started)
+        if task.status in ("COMPLETED", "FAILED", "CANCELED"):
+            seconds = 0.0
+            if task.ended_time and task.started_time:
+                seconds = (task.ended_time - task.started_time).total_seconds()
+            detail = task.outcome_message or task.error_message or str(task.status)
+            return EchoResult(task.status == "COMPLETED", detail, seconds)
+    waited = time.monotonic() - started
+    return EchoResult(False, "the serving node did not run it (is `serve` running?)", waited)
 
 
 class RemoteAEsView(View):
@@ -202,11 +228,16 @@ class RemoteAEsView(View):
             return
         config = self.services.config
         calling = config.ae[0].title
+        attached = self.console.attached
 
         async def run() -> None:
-            result = await asyncio.to_thread(
-                echo, remote.host, remote.port, remote.title, calling, config.network
-            )
+            if attached:
+                # The serving node sends it: the peer must answer the archive's host.
+                result = await by_serving_node(self.services, remote.title)
+            else:
+                result = await asyncio.to_thread(
+                    echo, remote.host, remote.port, remote.title, calling, config.network
+                )
             ms = f"{result.seconds * 1000:.0f} ms"
             self.echoes[remote.title] = f"ok, {ms}" if result.ok else "failed"
             self.reload()

@@ -7,10 +7,10 @@ import asyncio
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from core.services.storage_info import StorageInfo, storages
+from tui import keymap
 from tui.paths import short_path
 from tui.widgets.live import refresh_while_showing
 from tui.widgets.table import matches, sync_rows
@@ -46,7 +46,7 @@ class StorageView(View):
     """The archive's storage systems, refreshed every few seconds."""
 
     HELP = "Storage systems: file system space and the objects the archive keeps there."
-    BINDINGS = [Binding("r", "refresh_now", "refresh now", id="storage-refresh")]
+    BINDINGS = keymap.bindings("storage", "refresh", refresh="refresh now")
     DEFAULT_CSS = """
     StorageView #storage-summary { height: 1; padding: 0 1; background: $panel; }
     """
@@ -87,6 +87,6 @@ class StorageView(View):
         self.text = text.strip()
         self._show()
 
-    def action_refresh_now(self) -> None:
+    def action_refresh(self) -> None:
         """Read space and object counts again now."""
         self.reload()

@@ -1,13 +1,15 @@
 """Navigation › Studies: search studies with dcm4chee's study filters (the matching of
 C-FIND), page through them, drill down study → series → instances (esc back up), and act
-on the row under the cursor as dcm4chee's study list does: attributes, image, download,
-upload, edit, expiration date, access control ID, delete, CSV of the whole result list."""
+on the row under the cursor (or the tagged rows) as dcm4chee's study list does:
+attributes, image, download, upload, edit, expiration date, access control ID, delete,
+export, storage commitment, IAN, work items from a template, CSV of the whole result
+list."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -21,6 +23,8 @@ from core.services.rows import InstanceRow, SeriesRow, StudyRow
 from core.services.studies import StudySearch
 from tui import keymap
 from tui.screens.study_actions import EDITABLE, StudyActions
+from tui.screens.study_outbound import StudyOutbound
+from tui.screens.study_remote import LOCAL_ONLY, StudyRemote
 from tui.screens.study_rows import (
     INSTANCE_COLUMNS,
     SERIES_COLUMNS,
@@ -31,6 +35,7 @@ from tui.screens.study_rows import (
     study_cells,
     study_label,
 )
+from tui.screens.study_workitems import StudyWorkItems
 from tui.widgets.drill_down import DrillDownView
 from tui.widgets.live import showing
 
@@ -48,7 +53,7 @@ SEARCH_FIELDS = (
 )
 # Which actions each level offers (the others are hidden from the footer and refused).
 LEVEL_ACTIONS = {
-    "STUDY": {"upload", "expiration", "access_control", "csv", "search"},
+    "STUDY": {"upload", "expiration", "access_control", "csv", "search", "workitems"},
     "SERIES": set(),
     "IMAGE": set(),
 }
@@ -57,7 +62,7 @@ LEVEL_ONLY = set().union(*LEVEL_ACTIONS.values())
 NEW_SECONDS = 3.0
 
 
-class StudiesView(StudyActions, DrillDownView):
+class StudiesView(StudyActions, StudyOutbound, StudyWorkItems, StudyRemote, DrillDownView):
     """Studies matching the search form, newest first, a page at a time; enter opens the
     series of a study, then the instances of a series; esc goes back up."""
 
@@ -71,6 +76,7 @@ class StudiesView(StudyActions, DrillDownView):
         "studies",
         *("open", "attributes", "image", "download", "edit", "delete", "upload"),
         *("expiration", "access_control", "csv", "search", "refresh"),
+        *("export", "commitment", "ian", "retrieve", "workitems"),
         open="open: series, instances, image",
         upload="upload into the study",
     )
@@ -114,9 +120,13 @@ class StudiesView(StudyActions, DrillDownView):
         self.patient = ""
         self.typed_before: dict[str, str] = {}
         self.criteria_before = self.criteria
+        # What a remote AE answered (a search at another archive), by level and query.
+        self.remote_found: dict[tuple[str, ...], Any] = {}
 
     def compose(self) -> ComposeResult:
-        titles = [ae.title for ae in self.services.config.ae]
+        config = self.services.config
+        # An archive AE (its view) or a remote AE (the search runs there).
+        titles = [ae.title for ae in config.ae] + [r.title for r in config.remote_ae]
         for line in (0, 1):
             with Horizontal(classes="studies-form"):
                 for name, label, placeholder, on_line in SEARCH_FIELDS:
@@ -170,7 +180,8 @@ class StudiesView(StudyActions, DrillDownView):
         return " › ".join(parts) + hint
 
     def _count_new(self) -> None:
-        if self.searched is not None and self.level == "STUDY" and showing(self):
+        local = self.remote() is None
+        if self.searched is not None and self.level == "STUDY" and local and showing(self):
             self.count_new(self.searched)
 
     @work(thread=True, exclusive=True, group="studies-new", exit_on_error=False)
@@ -199,6 +210,7 @@ class StudiesView(StudyActions, DrillDownView):
         tab entered) reads the same."""
         self.criteria, self.total = criteria, None
         self.table_of("STUDY").page_offset = 0
+        self.table_of("STUDY").clear_tags()
         self.show_level()
         self.fetch_studies(0)
 
@@ -211,6 +223,9 @@ class StudiesView(StudyActions, DrillDownView):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in LEVEL_ONLY and action not in LEVEL_ACTIONS[self.level]:
+            return False
+        remote = self.remote() is not None
+        if (remote and action in LOCAL_ONLY) or (action == "retrieve" and not remote):
             return False
         return not (action == "edit" and self.level not in EDITABLE)
 
@@ -265,8 +280,12 @@ class StudiesView(StudyActions, DrillDownView):
         table = self.table_of("STUDY")
         keep = table.selected_key()
 
+        remote = self.remote()
+
         def work() -> tuple[datetime, Page]:
             started = datetime.now()
+            if remote is not None:
+                return started, self.remote_page(remote, criteria, "STUDY", offset, table.page_size)
             return started, studies.search(
                 services, criteria, offset=offset, limit=table.page_size, total=total, near=near
             )
@@ -292,7 +311,13 @@ class StudiesView(StudyActions, DrillDownView):
         table, ae_title = self.table_of("SERIES"), self.criteria.ae_title
         keep = table.selected_key()
 
+        remote, criteria = self.remote(), self.criteria
+
         def work() -> Page:
+            if remote is not None:
+                return self.remote_page(
+                    remote, criteria, "SERIES", offset, table.page_size, study.study_iuid
+                )
             return studies.series_of(
                 services,
                 study.study_iuid,
@@ -319,7 +344,19 @@ class StudiesView(StudyActions, DrillDownView):
         table, ae_title = self.table_of("IMAGE"), self.criteria.ae_title
         keep = table.selected_key()
 
+        remote, criteria = self.remote(), self.criteria
+
         def work() -> Page:
+            if remote is not None:
+                return self.remote_page(
+                    remote,
+                    criteria,
+                    "IMAGE",
+                    offset,
+                    table.page_size,
+                    study.study_iuid,
+                    series.series_iuid,
+                )
             return studies.instances_of(
                 services,
                 study.study_iuid,
@@ -357,15 +394,20 @@ class StudiesView(StudyActions, DrillDownView):
         criteria = self.search_values()
         services = self.services
         table = self.table_of("STUDY")
+        remote = criteria.remote_ae(services.config)
+        self.forget_remote()
 
         def work() -> tuple[datetime, Page]:
             started = datetime.now()
+            if remote is not None:
+                return started, self.remote_page(remote, criteria, "STUDY", 0, table.page_size)
             return started, studies.search(services, criteria, limit=table.page_size)
 
         def done(read: tuple[datetime, Page]) -> None:
             started, page = read
             self.criteria, self.total = criteria, page.total
             self.shown["STUDY"] = page
+            table.clear_tags()
             self._searched(started)
             self.study_rows = {r.study_iuid: r for r in page.rows}
             rows = [(r.study_iuid, study_cells(r)) for r in page.rows]
@@ -391,12 +433,14 @@ class StudiesView(StudyActions, DrillDownView):
             return
         if self.level == "STUDY" and key in self.study_rows:
             self.study, self.level = self.study_rows[key], "SERIES"
+            self.table_of("SERIES").clear_tags()
             self.table_of("SERIES").show([], 0, 0)
             self.show_level()
             self.focus_default()
             self.fetch_series(0)
         elif self.level == "SERIES" and key in self.series_rows:
             self.series, self.level = self.series_rows[key], "IMAGE"
+            self.table_of("IMAGE").clear_tags()
             self.table_of("IMAGE").show([], 0, 0)
             self.show_level()
             self.focus_default()
@@ -408,4 +452,5 @@ class StudiesView(StudyActions, DrillDownView):
         self.query_one("#studies-patient_name", Input).focus()
 
     def action_refresh(self) -> None:
+        self.forget_remote()
         self.reload()

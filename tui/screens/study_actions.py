@@ -37,7 +37,7 @@ from tui.screens.study_rows import series_label, show_date, show_size, study_lab
 from tui.screens.upload import UploadScreen
 from tui.widgets.confirm import Confirm
 from tui.widgets.form import FieldForm
-from tui.widgets.prompt import ask_until_done, question
+from tui.widgets.prompt import ask_until_done, question, save_csv_asking
 from tui.widgets.view import reason
 
 if TYPE_CHECKING:
@@ -326,22 +326,14 @@ class StudyActions:
 
     @work(group="studies-csv", exit_on_error=False)
     async def action_csv(self: StudiesView) -> None:
-        """Save the whole result list as CSV; after an error, ask again with the path."""
+        """Save the whole result list as CSV."""
         if self.level != "STUDY":
             return
-        criteria = self.criteria
-
-        async def attempt(text: str) -> str | None:
-            if not text.strip():
-                return None
-            path = Path(text.strip()).expanduser()
-            count = await asyncio.to_thread(studies.save_csv, self.services, criteria, path)
-            return f"Saved {plural(count, 'study', 'studies')} as CSV to {path}"
-
-        await ask_until_done(
+        services, criteria = self.services, self.criteria
+        await save_csv_asking(
             self,
-            lambda typed: question("Save the result list as CSV to:", typed, paths=True),
+            "Save the result list as CSV to:",
             "studies.csv",
-            attempt,
-            "CSV not saved",
+            lambda path: studies.save_csv(services, criteria, path),
+            lambda count: plural(count, "study", "studies"),
         )

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from core.services.upload import KINDS, Uploaded, describe_study, upload
+from tui import keymap
 from tui.widgets.path_suggester import PathSuggester
 
 if TYPE_CHECKING:
@@ -44,11 +44,7 @@ class UploadScreen(ModalScreen[str | None]):
     UploadScreen #upload-path { margin: 1 0 0 0; }
     UploadScreen #upload-state { height: auto; color: $text-muted; }
     """
-    BINDINGS = [
-        Binding("enter", "upload", "upload", id="upload-store"),
-        Binding("tab", "complete", "complete path", id="upload-complete"),
-        Binding("escape", "cancel", "cancel", id="upload-cancel"),
-    ]
+    BINDINGS = keymap.bindings("upload", "store", "complete", "cancel", complete="complete path")
 
     def __init__(self, study_instance_uid: str) -> None:
         super().__init__()

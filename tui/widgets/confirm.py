@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
+
+from tui import keymap
 
 
 class Confirm(ModalScreen[bool]):
     """Ask; dismisses with True only on an explicit yes (`y` or the Yes button)."""
 
-    BINDINGS = [
-        Binding("y", "answer(True)", "Yes", id="confirm-yes"),
-        Binding("n,escape", "answer(False)", "No", id="confirm-no"),
-    ]
+    BINDINGS = keymap.bindings("confirm", "yes", "no")
 
     def __init__(self, question: str, yes: str = "Yes") -> None:
         super().__init__()

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from tui import keymap
 from tui.widgets.confirm import Confirm
 
 
@@ -39,10 +39,7 @@ class FieldForm(ModalScreen[None]):
 
     The widgets' ids start with `prefix`: `#{prefix}-{field name}`, `#{prefix}-error`."""
 
-    BINDINGS = [
-        Binding("ctrl+s", "save", "save", id="form-save"),
-        Binding("escape", "cancel", "cancel", id="form-cancel"),
-    ]
+    BINDINGS = keymap.bindings("form", "save", "cancel")
     DEFAULT_CSS = """
     FieldForm { align: center middle; }
     FieldForm .form-box {

@@ -1,7 +1,8 @@
 """A result table paged in the database: the view fetches one page at a time (offset,
 limit) in a worker and hands it to `show`; `]` and `[` ask for the next and previous page.
 Without a configured page size, a page is as many rows as the table shows: a new height
-asks for the page again.
+asks for the page again. `space` tags the row under the cursor (tags stay across pages,
+by row key): actions apply to the tagged rows when there are any.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from collections.abc import Sequence
 
 from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from tui import keymap
 from tui.widgets.table import matches
 
 Row = tuple[str, Sequence[object]]
+# Before the first cell of a tagged row.
+TAG_MARK = "✓ "
 
 
 class PagedTable(Vertical):
@@ -30,10 +34,7 @@ class PagedTable(Vertical):
     PagedTable > .pager { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
     """
 
-    BINDINGS = [
-        Binding("right_square_bracket", "next_page", "next page", id="page-next"),
-        Binding("left_square_bracket", "previous_page", "previous page", id="page-previous"),
-    ]
+    BINDINGS = keymap.bindings("page", "next_page", "previous_page", "tag")
 
     class PageRequested(Message):
         """The user asked for the page starting at `offset`: fetch it and call `show`."""
@@ -71,6 +72,8 @@ class PagedTable(Vertical):
         self.total = 0
         self.rows: list[Row] = []
         self.filter_text = ""
+        # The keys of the tagged rows, in the order they were tagged.
+        self.tagged: dict[str, None] = {}
 
     def compose(self) -> ComposeResult:
         table: DataTable[object] = DataTable(cursor_type="row", zebra_stripes=True)
@@ -128,8 +131,18 @@ class PagedTable(Vertical):
             table.clear()
             for key, cells in self.rows:
                 if matches(cells, self.filter_text):
-                    table.add_row(*cells, key=key)
+                    table.add_row(*self._marked(key, cells), key=key)
+        self._say()
+
+    def _say(self) -> None:
         self.query_one(".pager", Static).update(self.summary())
+
+    def _marked(self, key: str, cells: Sequence[object]) -> list[object]:
+        """The cells of a row, the first marked when the row is tagged."""
+        out = list(cells)
+        if out and key in self.tagged:
+            out[0] = f"{TAG_MARK}{out[0]}"
+        return out
 
     def summary(self) -> str:
         """E.g. "51-100 of 1,234 · page 2/25 · ] next  [ previous"."""
@@ -142,6 +155,8 @@ class PagedTable(Vertical):
         text = f"{self.page_offset + 1:,}-{last:,} of {self.total:,} · page {page}/{pages}"
         if self.filter_text:
             text += f" · filter {self.filter_text!r}: {self.table.row_count} shown"
+        if self.tagged:
+            text += f" · {len(self.tagged):,} tagged"
         if pages > 1:
             text += " · ] next  [ previous"
         return text + read
@@ -157,6 +172,30 @@ class PagedTable(Vertical):
         if table.row_count == 0:
             return None
         return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def action_tag(self) -> None:
+        """Tag the row under the cursor, or untag it; the cursor moves to the next row
+        (so that `space space space` tags three rows)."""
+        key = self.selected_key()
+        if key is None:
+            return
+        if key in self.tagged:
+            del self.tagged[key]
+        else:
+            self.tagged[key] = None
+        table = self.table
+        row = table.cursor_coordinate.row
+        cells = dict(self.rows).get(key)
+        if cells:
+            table.update_cell_at(Coordinate(row, 0), self._marked(key, cells)[0], update_width=True)
+        table.move_cursor(row=row + 1)
+        self._say()
+
+    def clear_tags(self) -> None:
+        """Untag every row (another search, another study opened)."""
+        if self.tagged:
+            self.tagged.clear()
+            self._fill()
 
     def action_next_page(self) -> None:
         if self.asked_offset + self.page_size < self.total:

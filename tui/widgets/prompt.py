@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
 from textual.suggester import Suggester, SuggestFromList
 from textual.widgets import Input, Label
 
+from tui import keymap
 from tui.widgets.path_suggester import PathSuggester
 from tui.widgets.view import reason
 
@@ -24,10 +26,7 @@ class Prompt(ModalScreen[str | None]):
     `completions` (or any `suggester`, e.g. of paths), the rest of a matching name is
     suggested (accept it with right/tab). `on_change` sees the text as it is typed."""
 
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="prompt-cancel"),
-        Binding("tab", "complete", "Complete", show=False, id="prompt-complete"),
-    ]
+    BINDINGS = keymap.bindings("prompt", "cancel", "complete")
 
     def __init__(
         self,
@@ -52,7 +51,10 @@ class Prompt(ModalScreen[str | None]):
         )
         with Horizontal(id="prompt-line"):
             yield Label(self.prefix, id="prompt-prefix")
-            yield Input(value=self.value, suggester=suggester, id="prompt-input")
+            # Not selected on focus: a key typed as the prompt opens would replace it.
+            yield Input(
+                value=self.value, suggester=suggester, id="prompt-input", select_on_focus=False
+            )
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
@@ -105,3 +107,27 @@ async def ask_until_done(
         if said:
             node.notify(said)
         return
+
+
+async def save_csv_asking(
+    node: DOMNode,
+    ask: str,
+    default: str,
+    save: Callable[[Path], int],
+    counted: Callable[[int], str],
+) -> None:
+    """In a worker: ask for a file (`default` first, paths completed as typed) and write
+    the CSV there with `save(path)` in a thread, which returns how many rows it wrote;
+    says `Saved {counted(rows)} as CSV to {path}`. After an error the question comes
+    again with what was typed; an empty answer or esc saves nothing."""
+
+    async def attempt(text: str) -> str | None:
+        if not text.strip():
+            return None
+        path = Path(text.strip()).expanduser()
+        count = await asyncio.to_thread(save, path)
+        return f"Saved {counted(count)} as CSV to {path}"
+
+    await ask_until_done(
+        node, lambda typed: question(ask, typed, paths=True), default, attempt, "CSV not saved"
+    )

@@ -1,0 +1,1 @@
+"""DICOMweb clients over httpx (STOW-RS export)."""
