@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,14 +29,11 @@ from core.config import Config, ExportEntity
 from core.events import Event, InstanceStored
 from core.queue import wakeup
 from core.queue.schedule import NewTask, schedule_or_postpone
-from core.services.context import ServiceContext
 from core.services.outbound import EXPORT, Entity, export_task, ian_task
 from core.services.status import run_dir
+from core.services.store_follower import StoreFollower
 
 log = logging.getLogger(__name__)
-
-# Seconds between writes of the noted tasks.
-FLUSH_INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -113,40 +109,14 @@ def _compile(config: Config) -> tuple[_Rule, ...]:
 _Key = tuple[str, str, Entity, str | None]
 
 
-class Forwarder:
+class Forwarder(StoreFollower[_Key, datetime, tuple[_Rule, ...]]):
     """Follows the objects one process stores (`services.events`) and schedules the
     export and IAN tasks they call for. `start` subscribes it; `stop` writes what is
     still noted and unsubscribes. It reads `services.config` at each object, so changed
     rules apply at once (core.config.ConfigWatcher)."""
 
-    def __init__(self, services: ServiceContext, interval: float = FLUSH_INTERVAL) -> None:
-        self.services = services
-        self.interval = interval
-        self._pending: dict[_Key, datetime] = {}
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._rules_of: object = None
-        self._rules: tuple[_Rule, ...] = ()
-
-    def start(self) -> None:
-        """Follow stored objects; noted tasks are written by a thread of this process."""
-        self.services.events.subscribe(self.on_event)
-        self._thread = threading.Thread(target=self._run, name="forwarding", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop following, and write the tasks still noted."""
-        self.services.events.unsubscribe(self.on_event)
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-        if not self.flush():
-            with self._lock:
-                lost = len(self._pending)
-            log.error("%d export or IAN tasks of stored objects could not be scheduled", lost)
+    thread_name = "forwarding"
+    lost_what = "export or IAN tasks"
 
     def on_event(self, event: Event) -> None:
         """Note the tasks a stored object calls for (in the store's thread: no I/O)."""
@@ -171,10 +141,7 @@ class Forwarder:
             self._note(noted)
 
     def _current_rules(self, config: Config) -> tuple[_Rule, ...]:
-        # Compiled again only when a reload brought other rules.
-        if self._rules_of is not config.export_rule:
-            self._rules, self._rules_of = _compile(config), config.export_rule
-        return self._rules
+        return self._rules_for(config.export_rule, lambda: _compile(config))
 
     def _note(self, noted: list[tuple[_Key, datetime]]) -> None:
         with self._lock:
@@ -183,17 +150,6 @@ class Forwarder:
                 if known is None or known < due:
                     self._pending[key] = due
         self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait()
-            # Gather what the next objects add: one write for a burst of stores. Once
-            # stopping, `stop` writes the rest.
-            if self._stopping.wait(self.interval):
-                return
-            self._wake.clear()
-            if not self.flush():
-                self._wake.set()
 
     def flush(self) -> bool:
         """Write the noted tasks: schedule each, or postpone the same task still

@@ -12,9 +12,9 @@ When that work item exists already, `include_input_information` says what happen
 (postponing its start), APPEND_OR_CREATE makes the next work item once it is not, SINGLE
 and NO leave it, SINGLE_OR_CREATE makes a new work item for every object.
 
-As the export rules (core.services.forwarding), the store thread only notes what it
-found; a thread writes the notes every `interval` in a few transactions (the objects of a
-whole association to one work item each), and at stop.
+As every follower of stored objects (core.services.store_follower), the store thread
+only notes what it found; a thread writes the notes every `interval` in a few
+transactions (the objects of a whole association to one work item each), and at stop.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from core.events import Event, InstanceStored
 from core.index.rules import LOCK
 from core.services import ups
 from core.services.context import ServiceContext
-from core.services.forwarding import FLUSH_INTERVAL, Condition, compile_conditions
+from core.services.forwarding import Condition, compile_conditions
 from core.services.status import run_dir
+from core.services.store_follower import StoreFollower
 from core.services.ups import UPSError
 from core.services.ups_items import (
     SCHEME,
@@ -129,40 +130,14 @@ class Noted:
     last: datetime = field(default_factory=datetime.now)
 
 
-class UPSOnStore:
+class UPSOnStore(StoreFollower[tuple[str, str], Noted, tuple[_Rule, ...]]):
     """Follows the objects one process stores (`services.events`) and makes or extends
     the work items of the `[[ups_on_store]]` rules they match. `start` subscribes it;
     `stop` writes what is still noted and unsubscribes. Reads `services.config` at each
     object, so changed rules apply at once."""
 
-    def __init__(self, services: ServiceContext, interval: float = FLUSH_INTERVAL) -> None:
-        self.services = services
-        self.interval = interval
-        self._pending: dict[tuple[str, str], Noted] = {}
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._rules_of: object = None
-        self._rules: tuple[_Rule, ...] = ()
-
-    def start(self) -> None:
-        """Follow stored objects; noted work items are written by a thread."""
-        self.services.events.subscribe(self.on_event)
-        self._thread = threading.Thread(target=self._run, name="ups-on-store", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop following, and write what is still noted."""
-        self.services.events.unsubscribe(self.on_event)
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-        if not self.flush():
-            with self._lock:
-                lost = len(self._pending)
-            log.error("%d work items of stored objects could not be written", lost)
+    thread_name = "ups-on-store"
+    lost_what = "work items"
 
     def on_event(self, event: Event) -> None:
         """Note the work items a stored object calls for (in the store's thread: no I/O)."""
@@ -195,18 +170,7 @@ class UPSOnStore:
 
     def _current_rules(self) -> tuple[_Rule, ...]:
         config = self.services.config
-        if self._rules_of is not config.ups_on_store:
-            self._rules, self._rules_of = _compile(config), config.ups_on_store
-        return self._rules
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait()
-            if self._stopping.wait(self.interval):
-                return
-            self._wake.clear()
-            if not self.flush():
-                self._wake.set()
+        return self._rules_for(config.ups_on_store, lambda: _compile(config))
 
     def flush(self) -> bool:
         """Write the noted work items. Returns False when the database could not take
