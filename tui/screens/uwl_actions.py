@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -27,7 +26,7 @@ from tui.screens.task_rows import parse_at
 from tui.screens.uwl_form import WorkItemForm
 from tui.widgets.choose import Choose
 from tui.widgets.confirm import Confirm
-from tui.widgets.prompt import ask_until_done, question
+from tui.widgets.prompt import ask_until_done, question, save_csv_asking
 from tui.widgets.view import reason
 
 if TYPE_CHECKING:
@@ -354,18 +353,10 @@ class WorkItemActions:
         """Save every work item matching the search as CSV; after an error, ask again with
         the path typed."""
         criteria = self.criteria
-
-        async def attempt(text: str) -> str | None:
-            if not text.strip():
-                return None
-            path = Path(text.strip()).expanduser()
-            count = await asyncio.to_thread(uwl.save_csv, self.services, criteria, path)
-            return f"Saved {items_word(count)} as CSV to {path}"
-
-        await ask_until_done(
+        await save_csv_asking(
             self,
-            lambda typed: question("Save the work items as CSV to:", typed, paths=True),
+            "Save the work items as CSV to:",
             "workitems.csv",
-            attempt,
-            "CSV not saved",
+            lambda path: uwl.save_csv(self.services, criteria, path),
+            items_word,
         )
