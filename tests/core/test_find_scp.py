@@ -369,25 +369,45 @@ def test_implicit_vr_identifiers(archive: Archive, stored: Corpus) -> None:
 
 
 def test_c_cancel_stops_the_query(archive: Archive) -> None:
+    """A C-CANCEL-RQ sent right behind the C-FIND-RQ (before any response is read, so
+    the archive cannot have answered the whole query first) ends it with Cancel after
+    fewer than all its matches; the association goes on, and the same query without a
+    cancel is whole."""
     port = archive_port(archive)
     store(port, [dicomgen.ct(StudyDescription=f"Many {n}") for n in range(150)])
-    assoc = connect(find_ae(), port)
+    data = encode(query(QueryRetrieveLevel="STUDY", StudyDescription="Many*"), False, True)
+    assoc = associate("127.0.0.1", port, "ACME1", "DCM4CHEE", [(STUDY_ROOT, [EXPLICIT_VR_LE])])
+
+    def answers(message_id: int) -> tuple[int, int]:
+        """(final status, pending responses) of the C-FIND `message_id`."""
+        pending = 0
+        while True:
+            _, response = assoc.receive_command()
+            assert response.us(messages.MESSAGE_ID_BEING_RESPONDED_TO) == message_id
+            if response.us(messages.STATUS) != 0xFF00:
+                return response.us(messages.STATUS), pending
+            assoc.receive_dataset()
+            pending += 1
+
     try:
-        context = next(c for c in assoc.accepted_contexts if c.abstract_syntax == STUDY_ROOT)
-        identifier = query(QueryRetrieveLevel="STUDY", StudyDescription="Many*")
-        pending, final = 0, None
-        for status, _ in assoc.send_c_find(identifier, STUDY_ROOT, msg_id=7):
-            if status.Status == 0xFF00:
-                pending += 1
-                if pending == 1:
-                    assoc.send_c_cancel(7, context.context_id)
-            else:
-                final = status.Status
-        assert final == 0xFE00
-        assert 1 <= pending < 150
+        (ctx_id,) = assoc.contexts
+        find = messages.request(messages.C_FIND_RQ, STUDY_ROOT, 7, has_dataset=True)
+        assoc.send_command(ctx_id, find)
+        assoc.send_data(ctx_id, data)
+        cancel = [
+            (messages.COMMAND_FIELD, messages.C_CANCEL_RQ),
+            (messages.MESSAGE_ID_BEING_RESPONDED_TO, 7),
+            (messages.COMMAND_DATA_SET_TYPE, messages.NO_DATASET),
+        ]
+        assoc.send_command(ctx_id, messages.encode(cancel))
+        status, pending = answers(7)
+        assert status == 0xFE00 and pending < 150
         # The association goes on, and the query is whole without a cancel.
-        status, matches, _ = c_find(assoc, identifier)
-        assert (status, len(matches)) == (0x0000, 150)
+        assoc.send_command(
+            ctx_id, messages.request(messages.C_FIND_RQ, STUDY_ROOT, 8, has_dataset=True)
+        )
+        assoc.send_data(ctx_id, data)
+        assert answers(8) == (0x0000, 150)
     finally:
         assoc.release()
 
