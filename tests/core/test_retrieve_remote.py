@@ -344,7 +344,7 @@ def test_a_failure_status_or_no_answer_is_an_error_naming_the_peer(
         yield failure, None
 
     def silent(_: Dataset) -> Iterator[tuple[int, Dataset | None]]:
-        time.sleep(3)
+        time.sleep(5)
         yield 0x0000, None
 
     failing_port, silent_port = find_scp(failing), find_scp(silent)
@@ -364,7 +364,8 @@ def test_a_failure_status_or_no_answer_is_an_error_naming_the_peer(
         assert (
             silent_found.error == f"SILENT@127.0.0.1:{silent_port}: no C-FIND response within 1 s"
         )
-        assert time.monotonic() - started < 2.5
+        # Given up on at the timeout, not when the answer came.
+        assert time.monotonic() - started < 4
     finally:
         arc.stop(grace=5)
 
