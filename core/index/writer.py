@@ -452,8 +452,19 @@ def run_writer(
     anything else go wrong the process exits at once, to be replaced by its supervisor
     (its workers' waiting stores fail, and take back what was committed for them)."""
     logging.getLogger("pacs").info("index writer started")
+    # A new connection, or SIGTERM, wakes the loop below at once: a worker's first job
+    # must not wait for the loop's timeout (it did, 200 ms, for the first store of every
+    # worker), nor must a stop.
+    wake_read, wake_write = os.pipe()
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+
+    def stop(*_: object) -> None:
+        # Once only: the pipe is closed (its number maybe reused) after the loop ends.
+        if not stopping.is_set():
+            stopping.set()
+            os.write(wake_write, b"\0")
+
+    signal.signal(signal.SIGTERM, stop)
     # Ctrl-C reaches every process of the terminal: the writer outlives the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     db = Database(db_url, durable_commits=False)
@@ -463,9 +474,6 @@ def run_writer(
     listener = Listener(address, family="AF_UNIX", authkey=authkey)
     clients: list[Connection] = []
     lock = threading.Lock()
-    # A new connection wakes the loop below at once: its first job must not wait for
-    # the loop's timeout (it did, 200 ms, for the first store of every worker).
-    wake_read, wake_write = os.pipe()
 
     def accept() -> None:
         while True:

@@ -104,14 +104,27 @@ class Reception:
         self._waiting: dict[socket.socket, Waiting] = {}
         self._timed_out = _Tally("no association request within the ACSE timeout")
         self._evicted = _Tally("more connections without an association request than allowed")
+        # `wake` writes here so that a stop is seen at once, not at the next select timeout.
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+
+    def wake(self) -> None:
+        """Make the loop look at the server's state now (it is stopping)."""
+        # Full: woken already; closed: the loop has ended.
+        with contextlib.suppress(OSError):
+            self._wake_write.send(b"\0")
 
     def run(self) -> None:
         for sock, aes in self.server.listening:
             sock.setblocking(False)
             self._selector.register(sock, selectors.EVENT_READ, aes)
+        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
         try:
             while not self.server.stopping.is_set():
                 for key, _ in self._selector.select(self._timeout()):
+                    if key.data is None:
+                        continue  # Woken: the loop's condition says why.
                     if isinstance(key.data, Waiting):
                         self._read(key.data)
                     else:
@@ -121,6 +134,8 @@ class Reception:
             for waiting in list(self._waiting.values()):
                 self._close(waiting)
             self._selector.close()
+            self._wake_read.close()
+            self._wake_write.close()
 
     def _timeout(self) -> float:
         if not self._waiting:

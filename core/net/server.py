@@ -57,6 +57,7 @@ class DicomServer:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
+        self._reception: Reception | None = None
 
     @property
     def network(self) -> NetworkConfig:
@@ -107,8 +108,8 @@ class DicomServer:
     def start(self, services: ServiceContext) -> None:
         """Accept associations in background threads, served with `services`."""
         self.services = services
-        reception = Reception(self)
-        t = threading.Thread(target=reception.run, name="reception")
+        self._reception = Reception(self)
+        t = threading.Thread(target=self._reception.run, name="reception")
         t.start()
         self._threads.append(t)
 
@@ -181,6 +182,8 @@ class DicomServer:
         """Stop accepting; let each association finish its current operation and release
         it; abort what is still open after `grace` seconds."""
         self._stopping.set()
+        if self._reception is not None:
+            self._reception.wake()
         for t in self._threads:
             t.join()
         self.close()
