@@ -20,7 +20,14 @@ from core.net.server import DicomServer, StartupError
 from core.queue import wakeup
 from core.queue.claims import node_id
 from core.queue.runner import Runner
-from core.services import commitment, outbound, ups, ups_events, ups_processing
+from core.services import (
+    commitment,
+    mpps_forward,
+    outbound,
+    ups,
+    ups_events,
+    ups_processing,
+)
 from core.services.context import ServiceContext, configured_storage
 from core.services.forwarding import Forwarder
 from core.services.recovery import recover
@@ -137,6 +144,7 @@ class Archive:
         self.server.listen()
         device = self.config.device.name
         outbound.register(services)
+        mpps_forward.register(services)
         # Work items claimed by the UPS processing rules.
         ups_processing.register(services)
         ups_events.register(services)

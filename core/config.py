@@ -323,6 +323,14 @@ class HL7Config(_Section):
     port: int = Field(default=2575, ge=0, le=65535)
 
 
+class MPPSConfig(_Section):
+    """Modality Performed Procedure Steps: every N-CREATE and N-SET kept is forwarded,
+    as received, to `forward_destinations` (remote AEs; dcm4chee's
+    dcmFwdMppsDestination), through the MPPSSCU queue."""
+
+    forward_destinations: tuple[str, ...] = ()
+
+
 class IANConfig(_Section):
     """Instance Availability Notifications of every received study, to `destinations`
     (remote AEs), `delay` after the last object of the study arrived."""
@@ -465,6 +473,7 @@ class Config(_Section):
     queue: tuple[QueueConfig, ...] = ()
     export_rule: tuple[ExportRuleConfig, ...] = ()
     ian: IANConfig = IANConfig()
+    mpps: MPPSConfig = MPPSConfig()
     mwl: MWLConfig = MWLConfig()
     hl7: HL7Config = HL7Config()
     ups_processing_rule: tuple[UPSProcessingRuleConfig, ...] = ()
@@ -509,6 +518,9 @@ class Config(_Section):
         for title in self.ian.destinations:
             if self.remote(title) is None:
                 raise ValueError(f"ian.destinations: {title!r} is not a remote_ae")
+        for title in self.mpps.forward_destinations:
+            if self.remote(title) is None:
+                raise ValueError(f"mpps.forward_destinations: {title!r} is not a remote_ae")
         self._check_ups_rules()
         return self
 
@@ -716,8 +728,8 @@ def load(path: str | Path | None) -> Config:
 
 # Settings a running archive takes from a changed config file; all others need a restart.
 # Peers and exporters are looked up when a connection or an export starts, export rules,
-# UPS on store rules and IAN destinations when an object is stored, UPS processing rules
-# at each of their polls.
+# UPS on store rules and IAN destinations when an object is stored, MPPS forward
+# destinations at each MPPS, UPS processing rules at each of their polls.
 RELOADABLE = frozenset(
     {
         "remote_ae",
@@ -725,6 +737,7 @@ RELOADABLE = frozenset(
         "exporter",
         "export_rule",
         "ian",
+        "mpps",
         "ups_processing_rule",
         "ups_on_store",
     }

@@ -215,6 +215,10 @@ _PEER = "[[remote_ae]]\ntitle = 'P'\nhost = 'h'\nport = 1\n"
             "ups_processing_rule[0].destination: 'P' is not an archive ae",
         ),
         (
+            f"{_PEER}[mpps]\nforward_destinations = ['P', 'GONE']\n",
+            "mpps.forward_destinations: 'GONE' is not a remote_ae",
+        ),
+        (
             "[[ups_processing_rule]]\nid = 'R'\nscheduled_workitem_code = 'SEND_IAN'\n"
             "[[ups_processing_rule]]\nid = 'R'\nscheduled_workitem_code = 'SEND_IAN'\n",
             "ups_processing_rule[1].id: duplicate rule id 'R'",

@@ -8,8 +8,9 @@ Performed Procedure Step Status, each scheduled procedure step it references (by
 Instance UID and SPS ID in ScheduledStepAttributesSequence) takes the matching SPS status
 (IN PROGRESS -> STARTED, COMPLETED, DISCONTINUED) in the same transaction; a step that is
 COMPLETED queues an IAN to each `[ian]` destination, sent once the instances it
-references are all received (core.services.ian). The console lists the records
-(`search`) and shows a step's attributes (`attributes_of`).
+references are all received (core.services.ian); every N-CREATE and N-SET kept is
+forwarded to the `[mpps]` forward destinations (core.services.mpps_forward). The console
+lists the records (`search`) and shows a step's attributes (`attributes_of`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from core.dicom.status import (
     NO_SUCH_OBJECT_INSTANCE,
     PROCESSING_FAILURE,
 )
-from core.services import outbound, paging, worklist
+from core.services import mpps_forward, outbound, paging, worklist
 from core.services.context import ServiceContext
 from core.services.paging import Page
 from core.services.studies import dicom_date
@@ -251,6 +252,7 @@ def create(
         if _exists(services, sop_iuid):
             raise MPPSError(DUPLICATE_SOP_INSTANCE, "duplicate SOP Instance") from None
         raise
+    _forward(services, record, mpps_forward.N_CREATE, ds)
     _completed(services, record)
     return record
 
@@ -287,6 +289,7 @@ def update(services: ServiceContext, sop_iuid: str, ds: Dataset) -> MPPSRecord:
         session.flush()
         record = _record(row, merged, STATUS in ds)
         _update_steps(session, record)
+    _forward(services, record, mpps_forward.N_SET, ds)
     _completed(services, record)
     return record
 
@@ -305,6 +308,19 @@ def _update_steps(session: Session, record: MPPSRecord) -> None:
                 step.sps_id,
                 step.study_iuid,
             )
+
+
+def _forward(services: ServiceContext, record: MPPSRecord, dimse: str, ds: Dataset) -> None:
+    """Queue the forward of the request as received to the `[mpps]` forward
+    destinations (dcm4chee logs a failure to queue it and keeps the MPPS)."""
+    if not services.config.mpps.forward_destinations:
+        return
+    try:
+        mpps_forward.schedule(
+            services, dimse, record.sop_iuid, _json(ds), record.study_iuid, record.called_aet
+        )
+    except Exception:
+        log.exception("MPPS %s: forward of the %s not queued", record.sop_iuid, dimse)
 
 
 def _completed(services: ServiceContext, record: MPPSRecord) -> None:

@@ -1,16 +1,19 @@
-"""An MPPS as a modality sends it, and pynetdicom as the modality's MPPS SCU."""
+"""An MPPS as a modality sends it, pynetdicom as the modality's MPPS SCU, and pynetdicom
+as the MPPS SCP of a RIS that the archive forwards steps to."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from pydicom import Dataset
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import ModalityPerformedProcedureStep  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
 
-from tests.conftest import nodelay
+from tests.conftest import free_port, nodelay
 
 MPPS_CLASS = str(ModalityPerformedProcedureStep)
 
@@ -105,3 +108,44 @@ def mpps_scu(
         yield assoc
     finally:
         assoc.release()
+
+
+@dataclass
+class MPPSSCP:
+    """A pynetdicom MPPS SCP keeping each request as received: (N-CREATE or N-SET, SOP
+    Instance UID, calling AE, attribute list). It answers `status` (Success by default)."""
+
+    title: str = "RIS"
+    port: int = field(default_factory=free_port)
+    status: int = 0x0000
+    received: list[tuple[str, str, str, Dataset]] = field(default_factory=list)
+    server: ThreadedAssociationServer | None = None
+
+    def _on_create(self, event: evt.Event) -> tuple[int, Dataset | None]:
+        uid = str(event.request.AffectedSOPInstanceUID)
+        self.received.append(
+            ("N-CREATE", uid, event.assoc.requestor.ae_title, event.attribute_list)
+        )
+        return self.status, None
+
+    def _on_set(self, event: evt.Event) -> tuple[int, Dataset | None]:
+        uid = str(event.request.RequestedSOPInstanceUID)
+        self.received.append(
+            ("N-SET", uid, event.assoc.requestor.ae_title, event.modification_list)
+        )
+        return self.status, None
+
+    def start(self) -> MPPSSCP:
+        ae = AE(ae_title=self.title)
+        ae.add_supported_context(ModalityPerformedProcedureStep)
+        self.server = ae.start_server(
+            ("127.0.0.1", self.port),
+            block=False,
+            evt_handlers=[(evt.EVT_N_CREATE, self._on_create), (evt.EVT_N_SET, self._on_set)],
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server = None
