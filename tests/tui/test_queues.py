@@ -11,9 +11,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from textual.widgets import Input, Static
+from rich.text import Text
+from sqlalchemy import update
+from textual.widgets import DataTable, Input, Static
 
+from core.db.models import Task
 from core.queue.claims import claim, report_progress
+from core.queue.schedule import NewTask, schedule_batch
 from core.services.context import ServiceContext
 from tests.tui import fixtures
 from tests.tui.pilot import burst, settle
@@ -381,3 +385,40 @@ async def test_cancel_is_offered_for_tasks_not_done(
         await pilot.press("k")
         await settle(pilot)
         assert question(app).startswith(f"Cancel task {queued.export[-1]}")
+
+
+async def test_messages_with_brackets_show_as_they_are(
+    make_console: Console, console_services: ServiceContext
+) -> None:
+    """Messages such as dcm4chee's `MPPS[uid=...]` show their brackets and what is
+    between them, in a list (Export's) and in a task's properties: a DataTable or a rich
+    Table would read them as markup, and drop them."""
+    forward = "Forward N-SET MPPS[uid=1.2.3] to AE: RIS waits for 1 earlier forwards"
+    export = "Study[uid=1.2.3] not sent"
+    _, pks = schedule_batch(
+        console_services.db,
+        [
+            NewTask("MPPSSCU", "mpps-forward", {"sop_iuid": "1.2.3"}, remote_aet="RIS"),
+            NewTask("Export", "export", {"exporter": "STORESCP"}, remote_aet="STORESCP"),
+        ],
+        "pacs-test",
+    )
+    with console_services.db.write() as session:
+        for pk, message in zip(pks, (forward, export), strict=True):
+            session.execute(update(Task).where(Task.pk == pk).values(error_message=message))
+    app = make_console(start_view="export")
+    async with app.run_test(size=(200, 30)) as pilot:
+        await settle(pilot)
+        table = app.current_view().query_one(DataTable)
+        shown = [Text.from_markup(str(c)).plain for key in table.rows for c in table.get_row(key)]
+        assert export in shown
+    app = make_console(start_view="queues")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press(*["down"] * 5, "enter")
+        await settle(pilot)
+        assert view_of(app).queue == "MPPSSCU"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, TaskScreen)
+        assert "MPPS[uid=1.2.3]" in app.export_screenshot()

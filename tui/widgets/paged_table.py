@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from tui import keymap
-from tui.widgets.table import matches
+from tui.widgets.table import matches, plain
 
 Row = tuple[str, Sequence[object]]
 # Before the first cell of a tagged row.
@@ -131,7 +131,7 @@ class PagedTable(Vertical):
             table.clear()
             for key, cells in self.rows:
                 if matches(cells, self.filter_text):
-                    table.add_row(*self._marked(key, cells), key=key)
+                    table.add_row(*plain(self._marked(key, cells)), key=key)
         self._say()
 
     def _say(self) -> None:
@@ -187,7 +187,9 @@ class PagedTable(Vertical):
         row = table.cursor_coordinate.row
         cells = dict(self.rows).get(key)
         if cells:
-            table.update_cell_at(Coordinate(row, 0), self._marked(key, cells)[0], update_width=True)
+            table.update_cell_at(
+                Coordinate(row, 0), plain(self._marked(key, cells))[0], update_width=True
+            )
         table.move_cursor(row=row + 1)
         self._say()
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.markup import escape
 from textual.widgets import DataTable
+
+
+def plain(cells: Sequence[object]) -> list[object]:
+    """The cells as a DataTable must be given them to show their text as it is: it reads
+    a string as markup, so `MPPS[uid=...]` or a description `Chest [PA]` lost its
+    brackets and what was between them."""
+    return [escape(cell) if isinstance(cell, str) else cell for cell in cells]
 
 
 def matches(cells: Sequence[object], text: str) -> bool:
@@ -18,7 +26,7 @@ def filter_rows(table: DataTable, rows: Sequence[Sequence[object]], text: str) -
     table.clear()
     for row in rows:
         if matches(row, text):
-            table.add_row(*row, key=str(row[0]))
+            table.add_row(*plain(row), key=str(row[0]))
 
 
 def sync_rows(table: DataTable, rows: dict[str, Sequence[object]]) -> None:
@@ -32,8 +40,8 @@ def sync_rows(table: DataTable, rows: dict[str, Sequence[object]]) -> None:
             table.remove_row(key)
         for key, cells in rows.items():
             if key in current:
-                for column, value in zip(columns, cells, strict=False):
+                for column, value in zip(columns, plain(cells), strict=False):
                     if table.get_cell(key, column) != value:
                         table.update_cell(key, column, value, update_width=True)
             else:
-                table.add_row(*cells, key=key)
+                table.add_row(*plain(cells), key=key)
