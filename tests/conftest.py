@@ -28,6 +28,7 @@ from core.archive import Archive
 from core.config import Config, parse
 from core.db.engine import Database
 from core.db.migrate import upgrade
+from tests import pynetdicom_race
 
 # Archives started as subprocesses (`python -m tui.cli`, cwd elsewhere) import this
 # checkout's code, not whatever copy of the project pip installed last.
@@ -39,6 +40,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 PG_URL = os.environ.get("PACS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE = os.environ.get("PACS_TEST_REQUIRE") == "1"
 DCMTK_BIN = Path(os.environ.get("PACS_TEST_DCMTK_BIN", "/usr/bin"))
+
+# Every pynetdicom peer of the tests: its reactor race would drop a fast answer.
+pynetdicom_race.close()
 
 
 def _missing(reason: str) -> None:
