@@ -14,6 +14,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 import tui.widgets.picture  # noqa: F401 - asks the terminal about graphics before Textual reads keys
@@ -115,6 +116,20 @@ class PacsConsole(KeysInOrder):
         screen = ModeScreen(mode, initial=self._pending.pop(mode, ""))
         self._shown[mode] = screen
         return screen
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Show a toast with its text as it is, never read as markup: messages carry
+        dcm4chee's `MPPS[uid=...]`, values and file names whose brackets would vanish
+        (a widget's `notify` always passes markup=True, so the flag is ignored here)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     @property
     def attached(self) -> bool:

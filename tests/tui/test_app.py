@@ -52,15 +52,17 @@ async def test_colon_jumps_to_a_view_with_completion_and_esc_stays(
 
 
 async def test_unknown_view_is_named_in_a_notification(make_console: Console) -> None:
-    """`:nosuch` leaves the view as it is and says which views exist."""
+    """`:no[such]` leaves the view as it is and says which views exist; the toast shows
+    the name as typed (a toast would read `[such]` as markup and drop it)."""
     app = make_console(start_view="device")
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await pilot.pause()
-        await pilot.press("colon", *"nosuch", "enter")
+        await pilot.press("colon", *"no[such]", "enter")
         await pilot.pause()
         assert view_name(app) == "device"
         messages = [n.message for n in app._notifications]
-        assert any("No view called 'nosuch'" in m and "studies" in m for m in messages)
+        assert any("No view called 'no[such]'" in m and "studies" in m for m in messages)
+        assert "no[such]" in app.export_screenshot()
 
 
 async def test_function_keys_switch_modes(make_console: Console) -> None:
