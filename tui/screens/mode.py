@@ -35,7 +35,9 @@ class BrokenView(View):
         self.reason = reason
 
     def compose(self) -> ComposeResult:
-        yield Static(f"This view could not be loaded: {self.reason}", classes="broken-view")
+        yield Static(
+            f"This view could not be loaded: {self.reason}", classes="broken-view", markup=False
+        )
 
 
 def _create(spec: ViewSpec) -> View:

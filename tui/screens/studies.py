@@ -144,7 +144,7 @@ class StudiesView(StudyActions, StudyOutbound, StudyWorkItems, StudyRemote, Dril
         yield self.paged_table("SERIES", SERIES_COLUMNS)
         yield self.paged_table("IMAGE", INSTANCE_COLUMNS)
         with Horizontal(id="studies-progress"):
-            yield Label("", id="studies-progress-label")
+            yield Label("", id="studies-progress-label", markup=False)
             yield ProgressBar(show_eta=False, id="studies-progress-bar")
 
     def on_mount(self) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
@@ -55,7 +56,7 @@ class Choose(ModalScreen[Chosen | None]):
         with Vertical(id="choose-box"):
             yield Label(self.title_text, id="choose-title", markup=False)
             yield Label(self._scope(), id="choose-scope", markup=False)
-            yield OptionList(*(Option(label, id=id) for id, label in self.options))
+            yield OptionList(*(Option(Content(label), id=id) for id, label in self.options))
             keys = "enter choose · esc cancel"
             if self.matching:
                 keys = "*: " + self.matching + " / " + self.rows + " · " + keys

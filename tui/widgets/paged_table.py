@@ -79,7 +79,7 @@ class PagedTable(Vertical):
         table: DataTable[object] = DataTable(cursor_type="row", zebra_stripes=True)
         table.add_columns(*self.columns)
         yield table
-        yield Static("no results", classes="pager")
+        yield Static("no results", classes="pager", markup=False)
 
     @property
     def table(self) -> DataTable[object]:
