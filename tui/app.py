@@ -4,12 +4,14 @@ command palette (ctrl+p) with every view and action."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -108,6 +110,8 @@ class PacsConsole(KeysInOrder):
         self.history: list[str] = []
         self._shown: dict[str, ModeScreen] = {}
         self._pending: dict[str, str] = {}
+        # Whether ctrl+q's question (what quitting stops) is being asked.
+        self._asking_to_quit = False
         for mode in views.MODES:
             self.add_mode(mode, lambda mode=mode: self._mode_screen(mode))
 
@@ -251,33 +255,56 @@ class PacsConsole(KeysInOrder):
             KeysScreen(self.current_view_title(), view.HELP if view else "", view_keys, app_keys)
         )
 
+    @work(group="quit")
     async def action_quit(self) -> None:
-        """Quit; with the archive in-process and associations open, ask first, saying
-        what quitting stops. Attached, the archive is another process's: quit at once."""
-        peers = self.open_associations() if self.archive is not None else []
-        if not peers:
+        """Quit; with the archive in-process and associations open or tasks running, ask
+        first, saying what quitting stops. Attached, the archive is another process's:
+        quit at once."""
+        if self.archive is None:
             self.exit()
             return
-
-        def answer(yes: bool | None) -> None:
-            if yes:
+        if self._asking_to_quit:  # ctrl+q again while asked: the question stays, once
+            return
+        self._asking_to_quit = True
+        try:
+            peers, running = await asyncio.to_thread(self.what_quitting_stops)
+            question = stopping_question(peers, running) if peers or running else None
+            if question is None or await self.push_screen_wait(Confirm(question, yes="Quit")):
                 self.exit()
+        finally:
+            self._asking_to_quit = False
 
-        self.push_screen(Confirm(stopping_question(peers), yes="Quit"), answer)
-
-    def open_associations(self) -> list[str]:
+    def what_quitting_stops(self) -> tuple[list[str], dict[str, int]]:
         """The peer (calling AE title) of each open association of the archive, all its
-        processes."""
+        processes; and how many tasks its queue runner (in this process) runs, by queue."""
+        from core.services import tasks
         from core.services.status import run_dir, snapshot
 
         board = snapshot(run_dir(self.services.config.storage.path))
-        return [str(a.get("remote_ae") or "?") for a in board.associations]
+        peers = [str(a.get("remote_ae") or "?") for a in board.associations]
+        return peers, tasks.running_in_this_process(self.services)
 
 
-def stopping_question(peers: list[str]) -> str:
+def stopping_question(peers: list[str], running: dict[str, int]) -> str:
     """E.g. "3 associations are open (MODALITY x2, CT1): quitting stops the archive and
-    ends them. Quit?"."""
-    counts = Counter(peers)
-    named = ", ".join(f"{peer} x{n}" if n > 1 else peer for peer, n in counts.most_common())
-    what = "1 association is" if len(peers) == 1 else f"{len(peers)} associations are"
-    return f"{what} open ({named}): quitting stops the archive and ends them. Quit?"
+    ends them. Quit?"; running tasks are named by queue, and said to run again at the
+    next start if they do not end in the time stopping gives them."""
+    said = []
+    if peers:
+        what = "1 association is" if len(peers) == 1 else f"{len(peers)} associations are"
+        said.append(f"{what} open ({_named(Counter(peers))})")
+    if running:
+        n = sum(running.values())
+        what = "1 task is" if n == 1 else f"{n} tasks are"
+        said.append(f"{what} running ({_named(Counter(running))})")
+    question = f"{' and '.join(said)}: quitting stops the archive"
+    if peers:
+        question += " and ends the associations" if running else " and ends them"
+    if running:
+        question += "; a task that does not finish in time runs again at the next start"
+    return f"{question}. Quit?"
+
+
+def _named(counts: Counter[str]) -> str:
+    """ "MODALITY x2, CT1": each name once, with how many times when more than once."""
+    return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in counts.most_common())

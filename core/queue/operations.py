@@ -71,6 +71,8 @@ class TaskFilter:
     type: str | None = None
     local_aet: str | None = None
     remote_aet: str | None = None
+    # The node (`claims.node_id`) running the tasks.
+    claimed_by: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     # The export tasks of one exporter (their `exporter` parameter).
@@ -88,6 +90,7 @@ class TaskFilter:
             (Task.type, self.type),
             (Task.local_aet, self.local_aet),
             (Task.remote_aet, self.remote_aet),
+            (Task.claimed_by, self.claimed_by),
         ):
             if value is not None:
                 terms.append(column == value)

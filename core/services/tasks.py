@@ -13,6 +13,7 @@ from typing import Any
 from core.config import QueueName
 from core.db.models import Task, TaskStatus
 from core.queue import operations, wakeup
+from core.queue.claims import node_id
 from core.queue.operations import TaskFilter
 from core.queue.schedule import NewTask, schedule_batch
 from core.services.context import ServiceContext
@@ -32,6 +33,7 @@ __all__ = [
     "page",
     "progress",
     "reschedule",
+    "running_in_this_process",
     "schedule",
 ]
 
@@ -155,6 +157,16 @@ def counts(ctx: ServiceContext, where: TaskFilter | None = None) -> dict[str, di
     names = [q.value for q in QueueName] + sorted(set(found) - {q.value for q in QueueName})
     return {
         name: {s.value: found.get(name, {}).get(s.value, 0) for s in STATUSES} for name in names
+    }
+
+
+def running_in_this_process(ctx: ServiceContext) -> dict[str, int]:
+    """How many tasks the queue runner of this process is running, by queue: what
+    quitting a console whose archive runs in-process interrupts."""
+    where = TaskFilter(status=TaskStatus.IN_PROCESS, claimed_by=node_id(ctx.config.device.name))
+    return {
+        queue: by_status[TaskStatus.IN_PROCESS]
+        for queue, by_status in operations.counts(ctx.db, where).items()
     }
 
 

@@ -17,11 +17,14 @@ from typing import Any
 from sqlalchemy import update
 
 from core.archive import Archive
-from core.config import parse
+from core.config import RemoteAEConfig, parse
 from core.db.models import StgCmtResult, StgCmtStatus, Task
+from core.queue.claims import node_id
+from core.queue.runner import Runner
 from core.services import outbound
 from core.services.context import ServiceContext
 from core.services.tasks import TaskStatus
+from tests.core.retrieve_support import Destination
 from tests.tui import fixtures
 from tests.tui.conftest import CONFIG
 
@@ -95,6 +98,25 @@ def outbound_archive(folder: Path, db_url: str) -> Iterator[Archive]:
         yield archive
     finally:
         archive.stop()
+
+
+@contextmanager
+def exporting_to_a_peer(services: ServiceContext, delay: float) -> Iterator[Destination]:
+    """The console's archive running its queue in this process, as the serving node does,
+    with its remote AE STORESCP a pynetdicom storage SCP taking `delay` s for each store."""
+    peer = Destination(delay=delay).start()
+    services.config = services.config.model_copy(
+        update={"remote_ae": (RemoteAEConfig(title="STORESCP", host="127.0.0.1", port=peer.port),)}
+    )
+    outbound.register(services)
+    device = services.config.device.name
+    runner = Runner(services.db, services.config.queues(), device, node_id(device), poll=0.1)
+    runner.start()
+    try:
+        yield peer
+    finally:
+        runner.stop(30)
+        peer.stop()
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,21 @@ filter, the command palette, a broken view, and quitting with open associations.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Label, Static
 
+from core.archive import Archive
+from core.services import outbound, tasks
 from core.services.context import ServiceContext
 from core.services.status import run_dir
 from tests.tui import fixtures
+from tests.tui.outbound_fixtures import exporting_to_a_peer
 from tests.tui.pilot import settle
 from tui import views
-from tui.app import PacsConsole
+from tui.app import PacsConsole, stopping_question
 from tui.screens.keys import KeysScreen
 from tui.screens.mode import BrokenView
 from tui.screens.patient_form import PatientForm
@@ -116,6 +120,41 @@ async def test_slash_filters_the_rows_in_view(make_console: Console) -> None:
         assert table.row_count == everything
 
 
+@pytest.mark.parametrize("mode", views.MODES)
+async def test_a_filter_that_looks_like_markup_is_shown_as_typed(
+    make_console: Console, mode: str
+) -> None:
+    """`/[/x] [b]` in every view of a mode: the console does not stop on it (the pager
+    reading it as markup raised MarkupError), and a list's pager shows the filter as
+    typed."""
+    app = make_console(start_view=views.views_of(mode)[0].name)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for spec in views.views_of(mode):
+            await pilot.press("colon", *spec.name, "enter")
+            await settle(pilot)
+            assert view_name(app) == spec.name
+            await pilot.press("slash", *"[/x] [b]", "enter")
+            await settle(pilot)
+            assert app.is_running, spec.name
+            pagers = [str(p.render()) for p in app.current_view().query(".pager").results(Static)]
+            # A pager of an empty list says only "no matches".
+            if any(not text.startswith("no ") for text in pagers):
+                assert any("filter '[/x] [b]'" in text for text in pagers), (spec.name, pagers)
+            await pilot.press("escape")
+            await settle(pilot)
+
+
+async def test_a_question_shows_names_with_brackets_as_they_are(make_console: Console) -> None:
+    """A confirmation naming a patient "Doe^[x] [/y]" shows the name whole (read as
+    markup, "[x]" vanished and "[/y]" stopped the console)."""
+    app = make_console(start_view="device")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(Confirm("Delete patient Doe^[x] [/y]?", yes="Delete"))
+        await settle(pilot)
+        label = app.screen.query_one("#confirm-question", Label)
+        assert str(label.render()) == "Delete patient Doe^[x] [/y]?"
+
+
 async def test_command_palette_reaches_views(make_console: Console) -> None:
     """ctrl+p, "Archive AEs", enter: the palette lists every view."""
     app = make_console(start_view="device")
@@ -174,20 +213,63 @@ async def test_quit_asks_while_associations_are_open(make_console: Console) -> N
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         await pilot.press("ctrl+q")
-        await pilot.pause()
+        await settle(pilot)
         assert isinstance(app.screen, Confirm)
         assert app.screen.question == (
             "3 associations are open (MODALITY x2, CT1): quitting stops the archive and "
             "ends them. Quit?"
         )
         await pilot.press("n")
-        await pilot.pause()
+        await settle(pilot)
         assert app.is_running
         await pilot.press("ctrl+q")
-        await pilot.pause()
+        await settle(pilot)
         await pilot.press("y")
         await pilot.pause()
     assert app.return_code == 0
+
+
+async def test_quit_asks_while_tasks_run_and_names_their_queues(
+    make_console: Console, console_archive: Archive
+) -> None:
+    """With the queue running in the console's process, ctrl+q during an export (to a
+    slow peer) says the task is running and what becomes of it; a second ctrl+q while
+    asked asks no second time; `n` lets the export finish."""
+    services = console_archive.services
+    assert services is not None
+    with exporting_to_a_peer(services, delay=0.2) as peer:
+        study = fixtures.STUDIES[0]
+        outbound.schedule_export(services, "STORESCP", [outbound.Entity(study.uid)])
+        for _ in range(100):
+            if tasks.running_in_this_process(services):
+                break
+            time.sleep(0.05)
+        publish_associations(app := make_console(start_view="device"), "MODALITY")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("ctrl+q")
+            await settle(pilot)
+            await pilot.press("ctrl+q")
+            await settle(pilot)
+            assert [type(s) for s in app.screen_stack].count(Confirm) == 1
+            assert isinstance(app.screen, Confirm)
+            assert app.screen.question == (
+                "1 association is open (MODALITY) and 1 task is running (Export): quitting "
+                "stops the archive and ends the associations; a task that does not finish "
+                "in time runs again at the next start. Quit?"
+            )
+            await pilot.press("n")
+            await settle(pilot)
+            assert app.is_running
+    assert len(peer.received) == study.series * study.instances
+    assert not tasks.running_in_this_process(services)
+
+
+def test_the_quit_question_names_running_tasks_by_queue() -> None:
+    """Tasks alone: counted per queue, and what becomes of them is said."""
+    assert stopping_question([], {"Export": 2, "Retrieve": 1}) == (
+        "3 tasks are running (Export x2, Retrieve): quitting stops the archive; a task "
+        "that does not finish in time runs again at the next start. Quit?"
+    )
 
 
 async def test_quit_at_once_without_associations_or_when_attached(

@@ -11,14 +11,11 @@ import pytest
 from textual.widgets import ProgressBar
 
 from core.archive import Archive
-from core.config import RemoteAEConfig
-from core.queue.claims import node_id
-from core.queue.runner import Runner
-from core.services import outbound, tasks
+from core.services import tasks
 from core.services.context import ServiceContext
 from core.services.tasks import TaskFilter
-from tests.core.retrieve_support import Destination
 from tests.tui import fixtures
+from tests.tui.outbound_fixtures import exporting_to_a_peer
 from tests.tui.pilot import settle
 from tui.app import PacsConsole
 from tui.screens.studies import StudiesView
@@ -139,15 +136,7 @@ async def test_an_export_shows_its_progress_then_how_it_ended(
     queued: the progress bar counts the instances, then the outcome is said."""
     services = console_archive.services
     assert services is not None
-    peer = Destination(delay=0.05).start()
-    services.config = services.config.model_copy(
-        update={"remote_ae": (RemoteAEConfig(title="STORESCP", host="127.0.0.1", port=peer.port),)}
-    )
-    outbound.register(services)
-    device = services.config.device.name
-    runner = Runner(services.db, services.config.queues(), device, node_id(device), poll=0.1)
-    runner.start()
-    try:
+    with exporting_to_a_peer(services, delay=0.05) as peer:
         app = make_console(start_view="studies")
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
@@ -161,8 +150,5 @@ async def test_an_export_shows_its_progress_then_how_it_ended(
             assert any(
                 n.message == "6 of 6 instances exported to STORESCP" for n in app._notifications
             )
-    finally:
-        runner.stop(5)
-        peer.stop()
     assert {r.dataset.StudyInstanceUID for r in peer.received} == {fixtures.STUDIES[0].uid}
     assert len(peer.received) == 6
