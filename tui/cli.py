@@ -147,6 +147,11 @@ def _console(config: Config, attach: bool) -> int:
 
         PacsConsole(archive.services, None if attach else archive).run()
     finally:
+        if terminal is not None:
+            # The screen is cleared: say why the terminal waits (running tasks and
+            # transfers are given time to finish).
+            stopping = f"{PROG}: stopping: finishing in-flight operations and tasks\n"
+            os.write(terminal, stopping.encode())
         archive.stop()
         if terminal is not None:
             sys.__stderr__ = screen

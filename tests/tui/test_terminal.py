@@ -74,7 +74,9 @@ def test_console_draws_on_the_terminal_and_logs_to_a_file(tmp_path: Path) -> Non
     # Colours are drawn from the 256-colour palette, never as 24-bit RGB.
     assert b"[38;5;" in screen
     assert b"[38;2;" not in screen and b"[48;2;" not in screen
-    assert str(tmp_path / "pacs-console.log").encode() in tail.replace(b"\r\n", b"")
+    tail = tail.replace(b"\r\n", b"")
+    assert b"pacs-console: stopping: finishing in-flight operations and tasks" in tail
+    assert str(tmp_path / "pacs-console.log").encode() in tail
     log = (tmp_path / "pacs-console.log").read_text()
     assert "index writer started" in log and "DCM4CHEE" in log
 
