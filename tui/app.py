@@ -267,8 +267,11 @@ class PacsConsole(KeysInOrder):
             return
         self._asking_to_quit = True
         try:
-            peers, running = await asyncio.to_thread(self.what_quitting_stops)
-            question = stopping_question(peers, running) if peers or running else None
+            try:
+                peers, running = await asyncio.to_thread(self.what_quitting_stops)
+                question = stopping_question(peers, running) if peers or running else None
+            except Exception as exc:  # e.g. the database is down: still ask, never crash
+                question = f"What is running could not be read ({exc}): quit anyway?"
             if question is None or await self.push_screen_wait(Confirm(question, yes="Quit")):
                 self.exit()
         finally:
@@ -306,5 +309,5 @@ def stopping_question(peers: list[str], running: dict[str, int]) -> str:
 
 
 def _named(counts: Counter[str]) -> str:
-    """ "MODALITY x2, CT1": each name once, with how many times when more than once."""
+    """Each name once, with how many times when more than once: `MODALITY x2, CT1`."""
     return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in counts.most_common())

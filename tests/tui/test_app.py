@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from textual.widgets import DataTable, Label, Static
 
 from core.archive import Archive
+from core.db.engine import Database
 from core.services import outbound, tasks
 from core.services.context import ServiceContext
 from core.services.status import run_dir
@@ -262,6 +264,24 @@ async def test_quit_asks_while_tasks_run_and_names_their_queues(
             assert app.is_running
     assert len(peer.received) == study.series * study.instances
     assert not tasks.running_in_this_process(services)
+
+
+async def test_quit_still_asks_when_what_runs_cannot_be_read(
+    console_services: ServiceContext, console_archive: Archive
+) -> None:
+    """The database does not answer (a closed port): ctrl+q says so and asks, instead of
+    stopping the console with a traceback; `y` quits."""
+    unreachable = Database("postgresql+psycopg://postgres@127.0.0.1:1/test")
+    app = PacsConsole(replace(console_services, db=unreachable), console_archive)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+q")
+        await settle(pilot)
+        assert isinstance(app.screen, Confirm)
+        assert app.screen.question.startswith("What is running could not be read (")
+        assert app.screen.question.endswith("): quit anyway?")
+        await pilot.press("y")
+        await pilot.pause()
+    assert app.return_code == 0
 
 
 def test_the_quit_question_names_running_tasks_by_queue() -> None:
