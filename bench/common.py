@@ -152,16 +152,17 @@ def storescu(port: int, called: str, dirs: list[Path]) -> float:
         subprocess.Popen(
             [str(DCMTK / "storescu"), "-aec", called, "127.0.0.1", str(port), "+sd", str(d)],
             env=ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
         for d in dirs
     ]
     for proc in procs:
-        _, err = proc.communicate()
+        # DCMTK logs its errors on stdout: keep both for the message.
+        out, _ = proc.communicate()
         if proc.returncode != 0:
-            raise RuntimeError(f"storescu failed: {err.strip()[:500]}")
+            raise RuntimeError(f"storescu failed ({proc.returncode}): {out.strip()[-500:]}")
     return time.perf_counter() - start
 
 
