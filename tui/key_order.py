@@ -52,6 +52,11 @@ class KeysInOrder(App[None]):
             return
         await super().on_event(event)
 
+    def keys_waiting(self) -> bool:
+        """Whether typed keys wait to be handed over, or the last one handed over has not
+        settled yet."""
+        return bool(self._typed) or self._in_flight_since is not None
+
     async def _hand_over(self) -> None:
         if not self._typed:
             self._in_flight_since = None

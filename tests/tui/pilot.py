@@ -11,6 +11,8 @@ from textual.keys import _character_to_key
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from tui.key_order import KeysInOrder
+
 # Workers still busy after this long are a hang, not slowness.
 IDLE_SECONDS = 60.0
 
@@ -24,14 +26,21 @@ async def settle(pilot: Pilot) -> None:
 
 
 async def idle(app: App[object]) -> None:
-    """Wait until every worker has finished, but those waiting for an answer from a
-    screen on the stack (`push_screen_wait`): they wait for the test's next keys."""
+    """Wait until every key pressed has been handed over and has settled (the console
+    holds a key until the previous one's effects have landed: on a loaded machine Pilot's
+    `press` returned with keys still held), and every worker has finished, but those
+    waiting for an answer from a screen on the stack (`push_screen_wait`): they wait for
+    the test's next keys."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + IDLE_SECONDS
-    while sum(not worker.is_finished for worker in app.workers) > _asking(app):
+    while _keys_waiting(app) or sum(not w.is_finished for w in app.workers) > _asking(app):
         if loop.time() > deadline:
-            raise TimeoutError(f"workers still busy: {list(app.workers)}")
+            raise TimeoutError(f"keys or workers still busy: {list(app.workers)}")
         await asyncio.sleep(0.01)
+
+
+def _keys_waiting(app: App[object]) -> bool:
+    return isinstance(app, KeysInOrder) and app.keys_waiting()
 
 
 def _asking(app: App[object]) -> int:
