@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Connection
+from textual.pilot import Pilot
 from textual.widgets import Input
 from textual.worker import WorkerState
 
@@ -52,6 +53,18 @@ def running(app: PacsConsole, group: str) -> bool:
     return any(w.group == group and w.state == WorkerState.RUNNING for w in app.workers)
 
 
+async def soon(pilot: Pilot, condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Whether `condition` holds within `seconds` (`settle` cannot be used: a worker waits
+    for the lock), with the keys pressed all handed over (a loaded machine holds them)."""
+    app = pilot.app
+    assert isinstance(app, PacsConsole)
+    for _ in range(int(seconds / 0.05)):
+        if not app.keys_waiting() and condition():
+            return True
+        await pilot.pause(0.05)
+    return False
+
+
 def studies_view(app: PacsConsole) -> StudiesView:
     view = app.current_view()
     assert isinstance(view, StudiesView)
@@ -67,12 +80,14 @@ async def test_typing_goes_on_while_a_search_waits_for_a_locked_table(
         view = studies_view(app)
         lock = locker("study")
         await pilot.press("f", *"doe*", "enter")
-        await pilot.pause(0.5)
-        assert running(app, "studies-page"), "the search should be waiting for the lock"
+        assert await soon(pilot, lambda: running(app, "studies-page")), (
+            "the search should be waiting for the lock"
+        )
         # The form takes keys while the search waits.
-        view.query_one("#studies-study_description", Input).focus()
+        description = view.query_one("#studies-study_description", Input)
+        description.focus()
         await pilot.press(*"CT*")
-        assert view.query_one("#studies-study_description", Input).value == "CT*"
+        assert await soon(pilot, lambda: description.value == "CT*")
         assert running(app, "studies-page")
         lock.rollback()
         await settle(pilot)
@@ -96,17 +111,16 @@ async def test_a_delete_waiting_for_the_database_does_not_freeze_the_console(
         assert isinstance(app.screen, Confirm)
         lock = locker("instance")
         await pilot.press("y")
-        await pilot.pause(0.5)
-        assert any(w.state == WorkerState.RUNNING for w in app.workers)
+        assert await soon(pilot, lambda: any(w.state == WorkerState.RUNNING for w in app.workers))
         # `:` and a view name still switch views, and the search form takes keys.
         await pilot.press("colon", *"device", "enter")
-        await pilot.pause()
-        assert app.current_mode == "configuration"
+        assert await soon(pilot, lambda: app.current_mode == "configuration")
         await pilot.press("colon", *"studies", "enter")
-        await pilot.pause()
-        view.query_one("#studies-patient_name", Input).focus()
+        assert await soon(pilot, lambda: app.current_mode == "navigation")
+        name = view.query_one("#studies-patient_name", Input)
+        name.focus()
         await pilot.press(*"roe*")
-        assert view.query_one("#studies-patient_name", Input).value == "roe*"
+        assert await soon(pilot, lambda: name.value == "roe*")
         lock.rollback()
         await settle(pilot)
     with console_services.db.read() as session:
