@@ -267,15 +267,19 @@ class PacsConsole(KeysInOrder):
             return
         self._asking_to_quit = True
         try:
-            try:
-                peers, running = await asyncio.to_thread(self.what_quitting_stops)
-                question = stopping_question(peers, running) if peers or running else None
-            except Exception as exc:  # e.g. the database is down: still ask, never crash
-                question = f"What is running could not be read ({exc}): quit anyway?"
+            question = await self._quit_question()
             if question is None or await self.push_screen_wait(Confirm(question, yes="Quit")):
                 self.exit()
         finally:
             self._asking_to_quit = False
+
+    async def _quit_question(self) -> str | None:
+        """What quitting stops, as a question; None when nothing would stop."""
+        try:
+            peers, running = await asyncio.to_thread(self.what_quitting_stops)
+        except Exception as exc:  # e.g. the database is down: still ask, never crash
+            return f"What is running could not be read ({exc}): quit anyway?"
+        return stopping_question(peers, running) if peers or running else None
 
     def what_quitting_stops(self) -> tuple[list[str], dict[str, int]]:
         """The peer (calling AE title) of each open association of the archive, all its
