@@ -244,7 +244,6 @@ class QueuesView(TaskActions, DrillDownView):
         services, where, table = self.services, self.where, self.table_of("TASK")
         limit = table.page_size
         shown, shown_at = self.shown, table.page_offset
-        keep = table.selected_key()
         before = shown[-1].pk if shown and offset == shown_at + len(shown) else None
 
         def read() -> TaskPage:
@@ -261,6 +260,8 @@ class QueuesView(TaskActions, DrillDownView):
             return  # the filter or the level changed meanwhile: a newer read follows
         self.counts, self.shown = page.counts, page.rows
         self.task_rows = {str(row.pk): row for row in page.rows}
+        # Read now, not before the read: the cursor may have moved while it ran.
+        keep = table.selected_key()
         table.show(self.task_table_rows(), page.total, offset, self.read_at())
         self.keep_cursor(table, keep)
         self._show_crumbs()

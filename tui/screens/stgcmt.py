@@ -213,7 +213,7 @@ class StgCmtView(DrillDownView):
     async def fetch_results(self, offset: int) -> None:
         """Read the page at `offset` of the results matching the form, and show it."""
         services, where, table = self.services, self.where, self.current_table
-        limit, keep = table.page_size, table.selected_key()
+        limit = table.page_size
 
         def read() -> ResultPage:
             rows = commitment.page(services, where, limit, offset)
@@ -228,6 +228,8 @@ class StgCmtView(DrillDownView):
         if where != self.where:
             return  # the filter changed meanwhile: a newer read follows
         self.shown, self.labels = page.rows, page.labels
+        # Read now, not before the read: the cursor may have moved while it ran.
+        keep = table.selected_key()
         table.show(self.table_rows(), page.total, offset, self.read_at())
         self.keep_cursor(table, keep)
         self._show_crumbs()

@@ -226,7 +226,6 @@ class TaskListView(TaskActions, DrillDownView):
         services, where, table = self.services, self.where, self.current_table
         limit = table.page_size
         shown, shown_at = self.shown, table.page_offset
-        keep = table.selected_key()
         before = shown[-1].pk if shown and offset == shown_at + len(shown) else None
 
         def read() -> TaskPage:
@@ -244,6 +243,8 @@ class TaskListView(TaskActions, DrillDownView):
             return  # the filter changed meanwhile: a newer read follows
         self.status_counts, self.shown, self.labels = page.counts, page.rows, page.labels
         self.task_rows = {str(row.pk): row for row in page.rows}
+        # Read now, not before the read: the cursor may have moved while it ran.
+        keep = table.selected_key()
         table.show(self.table_rows(), page.total, offset, self.read_at())
         self.keep_cursor(table, keep)
         self._show_crumbs()
